@@ -1,0 +1,1 @@
+"""The `nlu` command-line interface (Typer). Command modules import `nlu` lazily."""

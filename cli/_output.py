@@ -1,0 +1,50 @@
+"""Shared CLI helpers: turning library errors into one line, and writing files atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import typer
+
+MODEL_ENV = "NLU_MODEL"
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: message` on stderr and return the exit to raise (code 1)."""
+    print(f"error: {message}", file=sys.stderr)
+    return typer.Exit(code=1)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Report the errors a user can fix (bad paths, bad data, bad config) as one line."""
+    try:
+        yield
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        message = e.args[0] if e.args else repr(e)
+        raise fail(str(message)) from None
+
+
+def default_model(model: Path | None) -> Path:
+    """`--model`, else `$NLU_MODEL`, else `runs/latest`."""
+    if model is not None:
+        return model
+    return Path(os.environ.get(MODEL_ENV) or "runs/latest")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

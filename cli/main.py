@@ -1,0 +1,26 @@
+"""`nlu`: train, evaluate and use joint intent + slot models.
+
+Only typer and the standard library load here, so `nlu --help` is instant; each command imports
+what it needs when it runs.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from cli.evaluate import evaluate
+from cli.tag import tag
+from cli.train import train
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Joint intent detection and slot filling for dialogue systems.",
+)
+app.command()(train)
+app.command()(evaluate)
+app.command()(tag)
+
+if __name__ == "__main__":
+    app()

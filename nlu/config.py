@@ -1,0 +1,196 @@
+"""Experiment configuration: frozen dataclasses read from YAML with dotted overrides.
+
+Every field has a default, so a YAML file only says what differs. Unknown keys and values of the
+wrong type or outside a choice fail with a message that lists what is valid.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to train on and how to normalize it."""
+
+    name: str = "atis"  # a dataset under NLU_DATA_DIR, or a folder holding the splits
+    train_split: str = "train"
+    dev_split: str = "valid"
+    test_split: str = "test"
+    lowercase: bool = True  # the benchmarks are lower-cased; users type capitals
+    min_word_count: int = 1  # rarer training words map to UNK
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture: embeddings -> recurrent encoder -> tag head + intent head."""
+
+    word_dim: int = 100
+    char_dim: int = 30  # 0 turns the character CNN off
+    char_filters: int = 50
+    char_kernel: int = 3
+    encoder: Literal["lstm"] = "lstm"
+    hidden_dim: int = 200  # per direction
+    num_layers: int = 1
+    bidirectional: bool = True
+    dropout: float = 0.5
+    tag_head: Literal["crf", "softmax"] = "crf"
+    intent_pooling: Literal["max", "mean", "last"] = "max"
+    intent_weight: float = 1.0  # joint loss = slot loss + intent_weight * intent loss
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and the Lightning Trainer options that pass straight through."""
+
+    seed: int = 1
+    batch_size: int = 32
+    lr: float = 0.002
+    weight_decay: float = 0.01
+    max_epochs: int = 30
+    patience: int = 8  # epochs without dev improvement before stopping
+    monitor: Literal["sentence_accuracy", "slot_f1", "intent_accuracy"] = "sentence_accuracy"
+    gradient_clip: float = 5.0  # max gradient norm; 0 turns clipping off
+    num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    accelerator: str = "cpu"
+    devices: int | str | list[int] = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    progress_bar: bool = True
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One training run: what data, which model, how to train it, and where to write it."""
+
+    name: str = "atis_bilstm_crf"
+    runs_dir: str = "runs"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _type_ok(value: Any, hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return value in typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_type_ok(value, h) for h in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    return getattr(hint, "__name__", str(hint))
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "config"
+    if not isinstance(data, dict):
+        raise ValueError(f"{where}: expected a mapping, found {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    valid = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in data.items():
+        if key not in hints:
+            raise ValueError(
+                f"unknown key {prefix}{key!s}; valid keys: {', '.join(prefix + v for v in valid)}"
+            )
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value, f"{prefix}{key}.")
+        elif not _type_ok(value, hint):
+            raise ValueError(f"{prefix}{key}: expected {_describe(hint)}, found {value!r}")
+        else:
+            kwargs[key] = float(value) if hint is float else value
+    return cls(**kwargs)
+
+
+def apply_override(data: dict[str, Any], override: str) -> None:
+    """Set `key.sub=value` in a nested dict; the value is read as YAML (`3`, `true`, `gru`)."""
+    key, sep, raw = override.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected an override of the form key.sub=value, found {override!r}")
+    *parents, leaf = key.strip().split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {override!r}: {part} is not a section")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    if isinstance(value, str):
+        # YAML 1.1 reads "1e-3" as a string; a number is what anyone typing it means.
+        try:
+            value = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            pass
+    node[leaf] = value
+
+
+def config_from_dict(
+    data: dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
+) -> ExperimentConfig:
+    """Validated config from a nested dict plus `key.sub=value` overrides."""
+    data = dict(data)
+    data.pop("format_version", None)
+    for override in overrides:
+        apply_override(data, override)
+    return _build(ExperimentConfig, data, "")
+
+
+def load_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> ExperimentConfig:
+    """Read a YAML experiment file (or the defaults when `path` is None) and apply overrides.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: bad YAML, an unknown key or a value of the wrong type; the message says which.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ValueError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of sections, found {type(data).__name__}")
+    try:
+        return config_from_dict(data, overrides)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}" if path is not None else str(e)) from None
+
+
+def dump_config(config: ExperimentConfig) -> str:
+    """YAML text of a config, with its format version."""
+    return yaml.safe_dump({"format_version": FORMAT_VERSION, **config.to_dict()}, sort_keys=False)

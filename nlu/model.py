@@ -1,0 +1,101 @@
+"""The joint intent + slot model: embed -> encode -> tag head + intent head. Plain PyTorch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nlu.config import ModelConfig
+from nlu.features import IGNORE_INTENT, Batch
+from nlu.modules.embedding import TokenEmbedding
+from nlu.modules.encoder import RNNEncoder
+from nlu.modules.heads import TAG_HEADS, IntentHead
+from nlu.vocab import Vocabs
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one forward pass computes."""
+
+    tag_scores: Tensor  # (B, T, num_tags)
+    intent_logits: Tensor  # (B, num_intents)
+    mask: Tensor  # (B, T) bool
+
+
+@dataclass(frozen=True)
+class Losses:
+    total: Tensor
+    slot: Tensor
+    intent: Tensor
+
+
+class JointModel(nn.Module):
+    """Shared encoder with a slot-tagging head and an intent head."""
+
+    def __init__(
+        self,
+        embedding: TokenEmbedding,
+        encoder: RNNEncoder,
+        tag_head: nn.Module,
+        intent_head: IntentHead,
+        dropout: float = 0.5,
+        intent_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.embedding = embedding
+        self.encoder = encoder
+        self.tag_head = tag_head
+        self.intent_head = intent_head
+        self.dropout = nn.Dropout(dropout)
+        self.intent_weight = intent_weight
+
+    def forward(self, word_ids: Tensor, char_ids: Tensor, mask: Tensor) -> Output:
+        """word_ids: (B, T), char_ids: (B, T, L), mask: (B, T) bool."""
+        embedded = self.dropout(self.embedding(word_ids, char_ids))  # (B, T, E)
+        states = self.dropout(self.encoder(embedded, mask))  # (B, T, H)
+        return Output(self.tag_head(states), self.intent_head(states, mask), mask)
+
+    def forward_batch(self, batch: Batch) -> Output:
+        return self(batch.word_ids, batch.char_ids, batch.mask)
+
+    def loss(self, output: Output, tag_ids: Tensor, intent_ids: Tensor) -> Losses:
+        """Joint loss = slot loss + intent_weight * intent loss."""
+        slot = self.tag_head.loss(output.tag_scores, tag_ids, output.mask)
+        if (intent_ids != IGNORE_INTENT).any():
+            intent = F.cross_entropy(output.intent_logits, intent_ids, ignore_index=IGNORE_INTENT)
+        else:
+            intent = output.intent_logits.sum() * 0.0
+        return Losses(slot + self.intent_weight * intent, slot, intent)
+
+    def decode(self, output: Output) -> list[list[int]]:
+        """Best tag ids of each sentence, trimmed to its length."""
+        return self.tag_head.decode(output.tag_scores, output.mask)
+
+
+def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
+    """Translate a model config and the vocabulary sizes into a `JointModel`."""
+    embedding = TokenEmbedding(
+        num_words=len(vocabs.words),
+        word_dim=cfg.word_dim,
+        num_chars=len(vocabs.chars),
+        char_dim=cfg.char_dim,
+        char_filters=cfg.char_filters,
+        char_kernel=cfg.char_kernel,
+    )
+    encoder = RNNEncoder(
+        embedding.output_dim,
+        hidden_dim=cfg.hidden_dim,
+        kind=cfg.encoder,
+        num_layers=cfg.num_layers,
+        bidirectional=cfg.bidirectional,
+        dropout=cfg.dropout,
+    )
+    if cfg.tag_head not in TAG_HEADS:
+        raise ValueError(f"unknown tag head {cfg.tag_head!r}; expected one of {sorted(TAG_HEADS)}")
+    tag_head = TAG_HEADS[cfg.tag_head](encoder.output_dim, num_tags=len(vocabs.tags))
+    intent_head = IntentHead(
+        encoder.output_dim, len(vocabs.intents), cfg.intent_pooling, cfg.bidirectional
+    )
+    return JointModel(embedding, encoder, tag_head, intent_head, cfg.dropout, cfg.intent_weight)

@@ -1,0 +1,1 @@
+"""Neural building blocks: embeddings, encoders, tag and intent heads."""

@@ -1,0 +1,96 @@
+"""Tag heads (softmax, CRF) with one interface, and the intent head over pooled states."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from nlu.modules.crf import LinearChainCRF
+
+
+class SoftmaxTagHead(nn.Module):
+    """Independent per-token softmax over tags."""
+
+    def __init__(self, input_dim: int, num_tags: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(input_dim, num_tags)
+
+    def forward(self, states: Tensor) -> Tensor:
+        """states: (B, T, H) -> tag scores (B, T, K)."""
+        return self.proj(states)
+
+    def loss(self, scores: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        """Mean token cross-entropy over real tokens."""
+        return F.cross_entropy(scores[mask], tags[mask])
+
+    def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
+        best = scores.argmax(dim=-1)
+        return [row[:n].tolist() for row, n in zip(best, mask.sum(dim=1).tolist())]
+
+    def marginals(self, scores: Tensor, mask: Tensor) -> Tensor:
+        return scores.softmax(dim=-1) * mask.unsqueeze(2)
+
+
+class CRFTagHead(nn.Module):
+    """Linear emissions scored by a linear-chain CRF."""
+
+    def __init__(self, input_dim: int, num_tags: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(input_dim, num_tags)
+        self.crf = LinearChainCRF(num_tags)
+
+    def forward(self, states: Tensor) -> Tensor:
+        return self.proj(states)
+
+    def loss(self, scores: Tensor, tags: Tensor, mask: Tensor) -> Tensor:
+        # pytorch-crf sums over a sentence; dividing by the mean length puts it on the same
+        # per-token scale as the softmax loss, so the intent weight means the same for both.
+        return self.crf.nll(scores, tags, mask) / mask.sum(dim=1).float().mean()
+
+    def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
+        return self.crf.viterbi(scores, mask)
+
+    def marginals(self, scores: Tensor, mask: Tensor) -> Tensor:
+        return self.crf.marginals(scores, mask)
+
+
+TAG_HEADS = {"softmax": SoftmaxTagHead, "crf": CRFTagHead}
+
+Pooling = Literal["max", "mean", "last"]
+
+
+def pool(states: Tensor, mask: Tensor, how: Pooling, bidirectional: bool = True) -> Tensor:
+    """One vector per sentence from encoder states (B, T, H) -> (B, H)."""
+    if how == "max":
+        return states.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(dim=1)
+    if how == "mean":
+        total = (states * mask.unsqueeze(2)).sum(dim=1)
+        return total / mask.sum(dim=1, keepdim=True).clamp(min=1)
+    if how == "last":
+        last = (mask.sum(dim=1) - 1).clamp(min=0)  # index of the last real token
+        final = states[torch.arange(states.shape[0]), last]  # (B, H)
+        if not bidirectional:
+            return final
+        half = states.shape[2] // 2
+        # The backward direction ends at the first token.
+        return torch.cat([final[:, :half], states[:, 0, half:]], dim=1)
+    raise ValueError(f"unknown pooling {how!r}; expected one of ['last', 'max', 'mean']")
+
+
+class IntentHead(nn.Module):
+    """Pool the encoder states and classify the sentence."""
+
+    def __init__(
+        self, input_dim: int, num_intents: int, pooling: Pooling = "max", bidirectional: bool = True
+    ) -> None:
+        super().__init__()
+        self.pooling = pooling
+        self.bidirectional = bidirectional
+        self.proj = nn.Linear(input_dim, num_intents)
+
+    def forward(self, states: Tensor, mask: Tensor) -> Tensor:
+        """states: (B, T, H), mask: (B, T) -> intent logits (B, num_intents)."""
+        return self.proj(pool(states, mask, self.pooling, self.bidirectional))

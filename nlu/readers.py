@@ -1,0 +1,110 @@
+"""Read annotated data into `Example`s, with errors that name the file and line."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from nlu.schema import Example
+from nlu.tags import check_tag, repair
+
+SEQIO_FILES = ("seq.in", "seq.out", "label")
+DATA_DIR_ENV = "NLU_DATA_DIR"
+
+
+class DataWarning(UserWarning):
+    """Something in the data was repaired while reading it."""
+
+
+def _read_lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        line = path.read_bytes()[: e.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: expected UTF-8 text, found byte {e.object[e.start]:#x}"
+        ) from e
+    lines = text.splitlines()
+    if not lines:
+        raise ValueError(f"{path}: empty file, expected one line per utterance")
+    return lines
+
+
+def read_seqio(directory: str | os.PathLike) -> list[Example]:
+    """Read a `seq.in` / `seq.out` / `label` folder: tokens, BIO tags and intent per line.
+
+    Raises:
+        FileNotFoundError: a file is missing.
+        ValueError: line counts differ, a line has as many tags as tokens, a tag is not BIO.
+    """
+    directory = Path(directory)
+    paths = [directory / name for name in SEQIO_FILES]
+    token_lines, tag_lines, labels = (_read_lines(p) for p in paths)
+    counts = {p.name: len(lines) for p, lines in zip(paths, (token_lines, tag_lines, labels))}
+    if len(set(counts.values())) != 1:
+        found = ", ".join(f"{name} has {n}" for name, n in counts.items())
+        raise ValueError(
+            f"{directory}: expected the same number of lines in each file, found {found}"
+        )
+    examples = []
+    repaired_lines = 0
+    for lineno, (words, tags, label) in enumerate(zip(token_lines, tag_lines, labels), start=1):
+        tokens, tag_list, intent = words.split(), tags.split(), label.strip()
+        where = f"{paths[0]}:{lineno}"
+        if not tokens:
+            raise ValueError(f"{where}: expected an utterance, found an empty line")
+        if len(tokens) != len(tag_list):
+            raise ValueError(
+                f"{paths[1]}:{lineno}: expected {len(tokens)} tags (one per token in seq.in), "
+                f"found {len(tag_list)}"
+            )
+        for tag in tag_list:
+            try:
+                check_tag(tag)
+            except ValueError as e:
+                raise ValueError(f"{paths[1]}:{lineno}: {e}") from None
+        if not intent:
+            raise ValueError(f"{paths[2]}:{lineno}: expected an intent label, found an empty line")
+        tag_list, fixed = repair(tag_list)
+        repaired_lines += fixed > 0
+        examples.append(Example(tuple(tokens), tuple(tag_list), intent, source=where))
+    if repaired_lines:
+        warnings.warn(
+            f"{paths[1]}: {repaired_lines} line(s) had an I- tag with no B- before it; read as B-",
+            DataWarning,
+            stacklevel=2,
+        )
+    return examples
+
+
+def data_dir() -> Path:
+    """The benchmark data folder, from the `NLU_DATA_DIR` environment variable."""
+    value = os.environ.get(DATA_DIR_ENV)
+    if not value:
+        raise FileNotFoundError(
+            f"{DATA_DIR_ENV} is not set; point it at the folder holding atis/ and snips/ "
+            "(for example: export NLU_DATA_DIR=../shared/datasets)"
+        )
+    return Path(value)
+
+
+def resolve_split(dataset: str, split: str) -> Path:
+    """Folder of `split` of `dataset`: a path as given, or a name under `NLU_DATA_DIR`."""
+    path = Path(dataset)
+    if (path / split).is_dir():
+        return path / split
+    if path.is_dir() and all((path / n).is_file() for n in SEQIO_FILES):
+        return path
+    if os.sep in dataset or path.is_absolute():
+        raise FileNotFoundError(f"{path / split}: no such data folder")
+    root = data_dir()
+    folder = root / dataset / split
+    if not folder.is_dir():
+        available = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise FileNotFoundError(
+            f"{folder}: no such data folder (NLU_DATA_DIR={root}; datasets there: {available})"
+        )
+    return folder

@@ -1,0 +1,87 @@
+"""Plain dataclasses that cross module boundaries: tokens, spans, examples and parses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Token:
+    """A token of the text as typed: `text == source[start:end]`."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Span:
+    """A labelled run of tokens, `start` inclusive and `end` exclusive (token indices)."""
+
+    label: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class Example:
+    """One annotated utterance: tokens, one BIO tag per token, and the intent label."""
+
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+    intent: str
+    source: str = ""  # "file:line" where the example was read, for error messages
+
+    def __post_init__(self) -> None:
+        if len(self.tokens) != len(self.tags):
+            raise ValueError(
+                f"{self.source or 'example'}: {len(self.tags)} tags for {len(self.tokens)} tokens"
+            )
+
+
+@dataclass(frozen=True)
+class Entity:
+    """A slot found in the text; `start`/`end` are character offsets into the original text."""
+
+    entity: str
+    value: str
+    start: int
+    end: int
+    confidence: float
+    token_start: int
+    token_end: int
+
+
+@dataclass(frozen=True)
+class Parse:
+    """What the model read in one utterance."""
+
+    text: str
+    intent: str
+    intent_confidence: float
+    intent_ranking: tuple[tuple[str, float], ...]
+    entities: tuple[Entity, ...]
+    tokens: tuple[Token, ...] = field(default=())
+    tags: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parse in the shape of Rasa's `/model/parse` response."""
+        return {
+            "text": self.text,
+            "intent": {"name": self.intent, "confidence": self.intent_confidence},
+            "intent_ranking": [
+                {"name": name, "confidence": confidence} for name, confidence in self.intent_ranking
+            ],
+            "entities": [
+                {
+                    "entity": e.entity,
+                    "value": e.value,
+                    "start": e.start,
+                    "end": e.end,
+                    "confidence_entity": e.confidence,
+                    "extractor": "nlu",
+                }
+                for e in self.entities
+            ],
+        }

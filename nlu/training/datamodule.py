@@ -1,0 +1,97 @@
+"""Lightning data module: read the splits, build vocabularies from train, featurize, batch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import datasets
+import pytorch_lightning as pl
+from torch.utils.data import DataLoader
+
+from nlu.config import DataConfig
+from nlu.features import Features, collate, featurize
+from nlu.readers import read_seqio, resolve_split
+from nlu.schema import Example
+from nlu.tokenizer import Tokenizer
+from nlu.vocab import Vocabs, build_vocabs
+
+FEATURE_COLUMNS = ("word_ids", "char_ids", "tag_ids", "intent_id")
+
+
+def to_dataset_dict(splits: dict[str, Sequence[Example]]) -> datasets.DatasetDict:
+    """Examples of each split as a Hugging Face `DatasetDict` with tokens, tags and intent."""
+    return datasets.DatasetDict(
+        {
+            name: datasets.Dataset.from_dict(
+                {
+                    "tokens": [list(e.tokens) for e in examples],
+                    "tags": [list(e.tags) for e in examples],
+                    "intent": [e.intent for e in examples],
+                }
+            )
+            for name, examples in splits.items()
+        }
+    )
+
+
+def _collate_rows(rows: list[dict]) -> object:
+    batch = collate([Features(**{k: row[k] for k in FEATURE_COLUMNS}) for row in rows])
+    batch.gold_tags = [row["tags"] for row in rows]
+    batch.gold_intents = [row["intent"] for row in rows]
+    return batch
+
+
+class NLUDataModule(pl.LightningDataModule):
+    """Train and dev splits of one dataset, featurized through `nlu.features.featurize`."""
+
+    def __init__(self, cfg: DataConfig, batch_size: int = 32, vocabs: Vocabs | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.batch_size = batch_size
+        self.tokenizer = Tokenizer(lowercase=cfg.lowercase)
+        self.vocabs = vocabs
+        self.examples: dict[str, list[Example]] = {}
+        self.data: datasets.DatasetDict | None = None
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.data is not None:
+            return
+        for split in (self.cfg.train_split, self.cfg.dev_split):
+            self.examples[split] = read_seqio(resolve_split(self.cfg.name, split))
+        train = self.examples[self.cfg.train_split]
+        if self.vocabs is None:
+            self.vocabs = build_vocabs(
+                [self.tokenizer.normalize_all(e.tokens) for e in train],
+                [e.tags for e in train],
+                [e.intent for e in train],
+                min_word_count=self.cfg.min_word_count,
+            )
+        raw = to_dataset_dict(self.examples)
+        datasets.disable_progress_bars()  # Lightning's bar is the one to watch
+        self.data = raw.map(self._featurize, load_from_cache_file=False)
+
+    def _featurize(self, row: dict) -> dict:
+        f = featurize(row["tokens"], self.vocabs, self.tokenizer, row["tags"], row["intent"])
+        return {
+            "word_ids": f.word_ids,
+            "char_ids": f.char_ids,
+            "tag_ids": f.tag_ids,
+            "intent_id": f.intent_id,
+        }
+
+    @property
+    def dev_examples(self) -> list[Example]:
+        return self.examples[self.cfg.dev_split]
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.data[self.cfg.train_split],
+            batch_size=self.batch_size,
+            shuffle=True,
+            collate_fn=_collate_rows,
+        )
+
+    def val_dataloader(self) -> DataLoader:
+        return DataLoader(
+            self.data[self.cfg.dev_split], batch_size=256, shuffle=False, collate_fn=_collate_rows
+        )

@@ -1,0 +1,97 @@
+"""Lightning module that trains a `JointModel` and scores it on the dev split each epoch."""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+import torch
+
+from nlu.features import Batch
+from nlu.metrics import score, slot_score
+from nlu.model import JointModel
+
+
+class NLUModule(pl.LightningModule):
+    """Wraps a plain `JointModel`; the model knows nothing about Lightning."""
+
+    def __init__(
+        self,
+        model: JointModel,
+        tag_names: list[str],
+        intent_names: list[str],
+        lr: float = 2e-3,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.tag_names = tag_names
+        self.intent_names = intent_names
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self._counts = torch.zeros(6, dtype=torch.long)
+
+    def forward(self, batch: Batch):
+        return self.model.forward_batch(batch)
+
+    def _common_step(self, batch: Batch, stage: str) -> torch.Tensor:
+        output = self.model.forward_batch(batch)
+        losses = self.model.loss(output, batch.tag_ids, batch.intent_ids)
+        size = batch.word_ids.shape[0]
+        on_step = stage == "train"
+        self.log(
+            f"{stage}_loss",
+            losses.total,
+            batch_size=size,
+            prog_bar=True,
+            on_step=on_step,
+            on_epoch=True,
+        )
+        self.log(f"{stage}_slot_loss", losses.slot, batch_size=size, on_step=False, on_epoch=True)
+        self.log(
+            f"{stage}_intent_loss", losses.intent, batch_size=size, on_step=False, on_epoch=True
+        )
+        if stage == "val":
+            self._accumulate(batch, output)
+        return losses.total
+
+    def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        return self._common_step(batch, "train")
+
+    def validation_step(self, batch: Batch, batch_idx: int) -> None:
+        self._common_step(batch, "val")
+
+    def on_validation_epoch_start(self) -> None:
+        self._counts = torch.zeros(6, dtype=torch.long)
+
+    def _accumulate(self, batch: Batch, output) -> None:
+        paths = self.model.decode(output)
+        pred_tags = [[self.tag_names[k] for k in path] for path in paths]
+        pred_intents = [self.intent_names[k] for k in output.intent_logits.argmax(dim=-1).tolist()]
+        report = score(batch.gold_tags, batch.gold_intents, pred_tags, pred_intents)
+        self._counts += torch.tensor(
+            [
+                report.slot.correct,
+                report.slot.predicted,
+                report.slot.support,
+                report.intent_correct,
+                report.sentence_correct,
+                report.num_examples,
+            ]
+        )
+
+    def on_validation_epoch_end(self) -> None:
+        # Sum the counts over all processes before turning them into rates, so DDP scores the
+        # whole dev set rather than averaging per-process rates.
+        counts = self.all_gather(self._counts.to(self.device))
+        if counts.dim() > 1:
+            counts = counts.sum(dim=0)
+        correct, predicted, gold, intent_ok, sentence_ok, n = counts.tolist()
+        metrics = {
+            "val_slot_f1": slot_score(correct, predicted, gold).f1,
+            "val_intent_accuracy": 100 * intent_ok / max(n, 1),
+            "val_sentence_accuracy": 100 * sentence_ok / max(n, 1),
+        }
+        for name, value in metrics.items():
+            self.log(name, value, prog_bar=True, sync_dist=False, rank_zero_only=False)
+
+    def configure_optimizers(self):
+        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)

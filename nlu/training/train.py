@@ -1,0 +1,154 @@
+"""`train(cfg)`: fit a joint model with Lightning and export the best epoch as a model directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.loggers import CSVLogger
+
+from nlu import archive
+from nlu.config import ExperimentConfig
+from nlu.evaluate import evaluate
+from nlu.metrics import Report
+from nlu.model import build_model
+from nlu.parser import Parser
+from nlu.readers import read_seqio, resolve_split
+from nlu.training.datamodule import NLUDataModule
+from nlu.training.module import NLUModule
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a run was written and how its best epoch scored."""
+
+    run_dir: Path
+    model_dir: Path
+    best_epoch: int
+    seconds: float
+    reports: dict[str, Report]  # split name -> report of the exported model
+
+
+class KeepBest(Callback):
+    """Keep a CPU copy of the weights of the best dev epoch (no checkpoint files, no pickle).
+
+    On a tie the later epoch wins: it has trained longer for the same dev score.
+    """
+
+    def __init__(self, monitor: str) -> None:
+        self.monitor = monitor
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+            return
+        value = float(trainer.callback_metrics[self.monitor])
+        if self.best is None or value >= self.best:
+            self.best, self.best_epoch = value, trainer.current_epoch
+            self.state = {
+                k: v.detach().cpu().clone() for k, v in pl_module.model.state_dict().items()
+            }
+
+
+def _new_run_dir(cfg: ExperimentConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.runs_dir) / f"{cfg.name}-{stamp}-seed{cfg.train.seed}"
+    run_dir, k = base, 1
+    while run_dir.exists():
+        k += 1
+        run_dir = base.with_name(f"{base.name}-{k}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _point_latest(run_dir: Path) -> None:
+    """Make `runs/latest` a relative symlink to `run_dir`, swapped in atomically."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    os.replace(tmp, link)
+
+
+def _quiet_lightning() -> None:
+    # Lightning logs tips about GPUs and workers that do not apply on a CPU-only machine.
+    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def train(cfg: ExperimentConfig) -> TrainResult:
+    """Train on `cfg.data`, pick the best dev epoch, export it and score it on dev and test."""
+    _quiet_lightning()
+    started = time.perf_counter()
+    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    data = NLUDataModule(cfg.data, batch_size=cfg.train.batch_size)
+    data.setup("fit")
+    vocabs = data.vocabs
+    model = build_model(cfg.model, vocabs)
+    module = NLUModule(
+        model, vocabs.tags.itos, vocabs.intents.itos, cfg.train.lr, cfg.train.weight_decay
+    )
+    run_dir = _new_run_dir(cfg)
+    monitor = f"val_{cfg.train.monitor}"
+    keep_best = KeepBest(monitor)
+    trainer = pl.Trainer(
+        max_epochs=cfg.train.max_epochs,
+        accelerator=cfg.train.accelerator,
+        devices=cfg.train.devices,
+        strategy=cfg.train.strategy,
+        precision=cfg.train.precision,
+        gradient_clip_val=cfg.train.gradient_clip or None,
+        gradient_clip_algorithm="norm",
+        callbacks=[EarlyStopping(monitor, mode="max", patience=cfg.train.patience), keep_best],
+        logger=CSVLogger(save_dir=str(run_dir), name="", version="logs"),
+        enable_checkpointing=False,
+        enable_progress_bar=cfg.train.progress_bar,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=20,
+        default_root_dir=str(run_dir),
+    )
+    trainer.fit(module, datamodule=data)
+    if keep_best.state is not None:
+        model.load_state_dict(keep_best.state)
+    model = model.cpu().eval()
+    reports = _score_splits(Parser(model, vocabs, cfg), cfg, data)
+    seconds = time.perf_counter() - started
+    info = {
+        "name": cfg.name,
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "data": cfg.data.name,
+        "best_epoch": keep_best.best_epoch,
+        "epochs_run": trainer.current_epoch,
+        "train_seconds": round(seconds, 1),
+        "metrics": {split: r.summary() for split, r in reports.items()},
+    }
+    model_dir = run_dir / "model"
+    if trainer.is_global_zero:
+        archive.save(model_dir, cfg, vocabs, model, info)
+        (run_dir / "metrics.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        _point_latest(run_dir)
+    return TrainResult(run_dir, model_dir, keep_best.best_epoch, seconds, reports)
+
+
+def _score_splits(parser: Parser, cfg: ExperimentConfig, data: NLUDataModule) -> dict[str, Report]:
+    reports = {"dev": evaluate(parser, data.dev_examples)}
+    try:
+        test_dir = resolve_split(cfg.data.name, cfg.data.test_split)
+    except FileNotFoundError:
+        return reports  # a dataset without a test split is fine
+    reports["test"] = evaluate(parser, read_seqio(test_dir))
+    return reports

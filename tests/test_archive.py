@@ -1,0 +1,65 @@
+import json
+
+import pytest
+
+from nlu import archive
+from nlu.parser import Parser
+
+
+def test_save_load_gives_identical_predictions(trained, parser, tmp_path):
+    copy = archive.save(tmp_path / "copy", parser.config, parser.vocabs, parser.model, parser.info)
+    again = Parser.load(copy)
+    texts = ["show me flights from boston to london on friday", "taxi in dallas", ""]
+    # Same weights, same code, same batch: bit-identical output.
+    assert [p.to_dict() for p in again.parse_batch(texts)] == [
+        p.to_dict() for p in parser.parse_batch(texts)
+    ]
+    assert sorted(p.name for p in copy.iterdir()) == [
+        "config.yaml",
+        "info.json",
+        "model.safetensors",
+        "vocab.json",
+    ]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary left over
+
+
+def test_run_directory_resolves_to_its_model(trained):
+    assert archive.resolve_model_dir(trained.run_dir) == trained.model_dir
+    assert (trained.run_dir.parent / "latest").resolve() == trained.run_dir.resolve()
+    assert (trained.run_dir / "logs" / "metrics.csv").is_file()
+
+
+@pytest.fixture
+def model_copy(parser, tmp_path):
+    return archive.save(tmp_path / "m", parser.config, parser.vocabs, parser.model)
+
+
+def test_missing_file_is_named(model_copy):
+    (model_copy / "vocab.json").unlink()
+    with pytest.raises(FileNotFoundError, match=r"m/vocab\.json: missing"):
+        archive.load(model_copy)
+
+
+def test_truncated_weights_are_named(model_copy):
+    weights = model_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(ValueError, match=r"model\.safetensors: corrupt weights"):
+        archive.load(model_copy)
+
+
+def test_corrupt_vocab_and_newer_format(model_copy):
+    vocab = model_copy / "vocab.json"
+    data = json.loads(vocab.read_text())
+    vocab.write_text(json.dumps({**data, "format_version": 99}))
+    with pytest.raises(ValueError, match="format version 99 is newer"):
+        archive.load(model_copy)
+    vocab.write_text("{not json")
+    with pytest.raises(ValueError, match=r"vocab\.json: corrupt"):
+        archive.load(model_copy)
+
+
+def test_weights_that_do_not_fit_the_config(model_copy):
+    config = model_copy / "config.yaml"
+    config.write_text(config.read_text().replace("hidden_dim: 32", "hidden_dim: 33"))
+    with pytest.raises(ValueError, match="weights do not fit config.yaml"):
+        Parser.load(model_copy)

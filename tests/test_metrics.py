@@ -1,0 +1,43 @@
+import pytest
+
+from nlu.metrics import score
+
+
+def test_f1_hand_computed():
+    gold = [
+        ["B-a", "I-a", "O", "B-b"],  # spans a[0:2], b[3:4]
+        ["B-a", "B-a", "O"],  # two adjacent a spans
+        ["B-c", "I-c", "O"],
+    ]
+    pred = [
+        ["I-a", "I-a", "O", "B-b"],  # starts with I-: still a[0:2], both right
+        ["B-a", "I-a", "O"],  # one merged span a[0:2]: wrong, and both gold spans missed
+        ["B-d", "I-d", "O"],  # right boundaries, wrong type: wrong
+    ]
+    report = score(gold, ["x", "y", "z"], pred, ["x", "y", "w"])
+    # gold spans: 5; predicted: 4; correct: 2
+    assert report.slot.correct == 2 and report.slot.predicted == 4 and report.slot.support == 5
+    assert report.slot.precision == pytest.approx(50.0)
+    assert report.slot.recall == pytest.approx(40.0)
+    assert report.slot.f1 == pytest.approx(2 * 50 * 40 / 90)
+    assert report.per_slot["a"].support == 3 and report.per_slot["a"].correct == 1
+    assert report.per_slot["d"].predicted == 1 and report.per_slot["d"].support == 0
+    assert report.intent_accuracy == pytest.approx(200 / 3)
+    # Sentence 1 has the same spans but not the same tags: the frame rule compares tags.
+    assert report.sentence_accuracy == 0.0
+
+
+def test_multi_intent_rules_and_unseen_labels():
+    tags = [["O"], ["O"], ["O"]]
+    report = score(tags, ["a#b", "a#b", "never_seen"], tags, ["a#b", "b", "a"])
+    assert report.intent_accuracy == pytest.approx(100 / 3)  # only the exact string
+    assert report.intent_accuracy_any == pytest.approx(200 / 3)  # "b" is one of "a#b"
+    assert report.sentence_accuracy == pytest.approx(100 / 3)
+
+
+def test_empty_and_mismatched_input():
+    assert score([], [], [], []).slot.f1 == 0.0
+    with pytest.raises(ValueError, match="expected as many predictions"):
+        score([["O"]], ["a"], [], [])
+    with pytest.raises(ValueError, match="sentence 0: 2 predicted tags for 1 gold tags"):
+        score([["O"]], ["a"], [["O", "O"]], ["a"])

@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from nlu.config import ModelConfig
+from nlu.features import collate, featurize
+from nlu.model import build_model
+from nlu.tokenizer import Tokenizer
+from nlu.vocab import build_vocabs
+
+SENTENCES = [
+    ["fly", "to", "boston"],
+    ["show", "me", "flights", "from", "new", "york", "today"],
+    ["hi"],
+]
+
+
+def make(tag_head: str = "crf", pooling: str = "max", num_layers: int = 1):
+    vocabs = build_vocabs(SENTENCES, [["O", "B-x", "I-x"]], ["a", "b"])
+    cfg = ModelConfig(
+        word_dim=8,
+        char_dim=4,
+        char_filters=6,
+        hidden_dim=5,
+        tag_head=tag_head,
+        intent_pooling=pooling,
+        num_layers=num_layers,
+    )
+    torch.manual_seed(0)
+    return build_model(cfg, vocabs).eval(), vocabs
+
+
+@pytest.mark.parametrize("tag_head", ["crf", "softmax"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "last"])
+def test_padding_never_changes_a_sentence(tag_head, pooling):
+    model, vocabs = make(tag_head, pooling, num_layers=2)
+    tok = Tokenizer()
+    alone = model.forward_batch(collate([featurize(SENTENCES[0], vocabs, tok)]))
+    batch = model.forward_batch(collate([featurize(s, vocabs, tok) for s in SENTENCES]))
+    n = len(SENTENCES[0])
+    torch.testing.assert_close(batch.tag_scores[0, :n], alone.tag_scores[0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(batch.intent_logits[0], alone.intent_logits[0], atol=1e-6, rtol=0)
+
+
+def test_joint_loss_is_slot_plus_weighted_intent():
+    model, vocabs = make()
+    batch = collate([featurize(s, vocabs, Tokenizer(), ["O"] * len(s), "a") for s in SENTENCES])
+    out = model.forward_batch(batch)
+    losses = model.loss(out, batch.tag_ids, batch.intent_ids)
+    assert losses.total.item() == pytest.approx(
+        (losses.slot + model.intent_weight * losses.intent).item()
+    )
+    losses.total.backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+
+
+def test_unseen_intent_and_tags_do_not_crash():
+    model, vocabs = make()
+    batch = collate([featurize(["fly"], vocabs, Tokenizer(), ["B-never"], "never_seen")])
+    out = model.forward_batch(batch)
+    losses = model.loss(out, batch.tag_ids, batch.intent_ids)
+    assert losses.intent.item() == 0.0 and torch.isfinite(losses.slot).item()

@@ -1,0 +1,57 @@
+"""End-to-end: train a tiny model on the fixture and check what users get from it."""
+
+import pytest
+
+from nlu.evaluate import evaluate
+from nlu.readers import read_seqio
+
+
+def split_floats(value, floats):
+    """The value with every float replaced by None; the floats appended to `floats`."""
+    if isinstance(value, float):
+        floats.append(value)
+        return None
+    if isinstance(value, dict):
+        return {k: split_floats(v, floats) for k, v in value.items()}
+    if isinstance(value, list):
+        return [split_floats(v, floats) for v in value]
+    return value
+
+
+def assert_same_parses(left, right):
+    """Same labels, spans and ranking order; probabilities equal up to float noise."""
+    left_floats, right_floats = [], []
+    assert split_floats(left, left_floats) == split_floats(right, right_floats)
+    assert left_floats == pytest.approx(right_floats, abs=1e-5)
+
+
+def test_overfits_its_own_training_data(trained, parser, tiny_dir):
+    train = read_seqio(tiny_dir / "train")
+    report = evaluate(parser, train)
+    assert report.sentence_accuracy == 100.0, report.summary()
+    assert trained.reports["dev"].num_examples == 4 and "test" in trained.reports
+
+
+def test_parse_gives_spans_of_the_text_as_typed(parser):
+    parse = parser.parse("Show me flights from Boston to London on Friday?")
+    assert parse.intent == "flight"
+    found = {(e.entity, e.value) for e in parse.entities}
+    assert ("toloc.city_name", "London") in found and ("fromloc.city_name", "Boston") in found
+    for e in parse.to_dict()["entities"]:
+        assert parse.text[e["start"] : e["end"]] == e["value"]
+        assert 0.0 < e["confidence_entity"] <= 1.0 and e["extractor"] == "nlu"
+    ranking = parse.to_dict()["intent_ranking"]
+    assert ranking[0]["name"] == parse.intent
+    assert sum(r["confidence"] for r in ranking) <= 1.0 + 1e-6
+
+
+def test_batched_equals_one_at_a_time(parser):
+    texts = ["taxi in dallas", "", "cheapest fare from london to new york on monday please", "hi!"]
+    one_by_one = [parser.parse(t).to_dict() for t in texts]
+    assert_same_parses([p.to_dict() for p in parser.parse_batch(texts, batch_size=3)], one_by_one)
+
+
+def test_unseen_labels_in_test_count_as_errors(trained):
+    # The fixture's test split has the intent "distance" and the tag "B-toloc.country_name",
+    # neither of which is in train.
+    assert trained.reports["test"].intent_accuracy < 100.0
