@@ -60,6 +60,7 @@ class TrainConfig:
     patience: int = 8  # epochs without dev improvement before stopping
     monitor: Literal["sentence_accuracy", "slot_f1", "intent_accuracy"] = "sentence_accuracy"
     gradient_clip: float = 5.0  # max gradient norm; 0 turns clipping off
+    word_dropout: float = 0.0  # replace a training word by UNK with this probability
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     accelerator: str = "cpu"
     devices: int | str | list[int] = 1

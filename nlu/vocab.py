@@ -9,6 +9,7 @@ from typing import Any
 
 PAD = "<pad>"
 UNK = "<unk>"
+PAD_ID, UNK_ID = 0, 1
 
 
 class Vocab:

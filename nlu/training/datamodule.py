@@ -13,6 +13,7 @@ from nlu.features import Features, collate, featurize
 from nlu.readers import read_seqio, resolve_split
 from nlu.schema import Example
 from nlu.tokenizer import Tokenizer
+from nlu.training.sampler import BucketBatchSampler
 from nlu.vocab import Vocabs, build_vocabs
 
 FEATURE_COLUMNS = ("word_ids", "char_ids", "tag_ids", "intent_id")
@@ -44,10 +45,13 @@ def _collate_rows(rows: list[dict]) -> object:
 class NLUDataModule(pl.LightningDataModule):
     """Train and dev splits of one dataset, featurized through `nlu.features.featurize`."""
 
-    def __init__(self, cfg: DataConfig, batch_size: int = 32, vocabs: Vocabs | None = None) -> None:
+    def __init__(
+        self, cfg: DataConfig, batch_size: int = 32, seed: int = 0, vocabs: Vocabs | None = None
+    ) -> None:
         super().__init__()
         self.cfg = cfg
         self.batch_size = batch_size
+        self.seed = seed
         self.tokenizer = Tokenizer(lowercase=cfg.lowercase)
         self.vocabs = vocabs
         self.examples: dict[str, list[Example]] = {}
@@ -83,15 +87,13 @@ class NLUDataModule(pl.LightningDataModule):
     def dev_examples(self) -> list[Example]:
         return self.examples[self.cfg.dev_split]
 
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        lengths = [len(e.tokens) for e in self.examples[split]]
+        sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=self.seed)
+        return DataLoader(self.data[split], batch_sampler=sampler, collate_fn=_collate_rows)
+
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.data[self.cfg.train_split],
-            batch_size=self.batch_size,
-            shuffle=True,
-            collate_fn=_collate_rows,
-        )
+        return self._loader(self.cfg.train_split, self.batch_size, shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return DataLoader(
-            self.data[self.cfg.dev_split], batch_size=256, shuffle=False, collate_fn=_collate_rows
-        )
+        return self._loader(self.cfg.dev_split, 256, shuffle=False)

@@ -8,6 +8,7 @@ import torch
 from nlu.features import Batch
 from nlu.metrics import score, slot_score
 from nlu.model import JointModel
+from nlu.vocab import UNK_ID
 
 
 class NLUModule(pl.LightningModule):
@@ -20,6 +21,7 @@ class NLUModule(pl.LightningModule):
         intent_names: list[str],
         lr: float = 2e-3,
         weight_decay: float = 0.01,
+        word_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -27,6 +29,7 @@ class NLUModule(pl.LightningModule):
         self.intent_names = intent_names
         self.lr = lr
         self.weight_decay = weight_decay
+        self.word_dropout = word_dropout
         self._counts = torch.zeros(6, dtype=torch.long)
 
     def forward(self, batch: Batch):
@@ -54,6 +57,13 @@ class NLUModule(pl.LightningModule):
         return losses.total
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        if self.word_dropout > 0:
+            # Unknown words at test time (new city names) must be read from their characters:
+            # hiding some training words teaches the model to do that.
+            drop = (
+                torch.rand_like(batch.word_ids, dtype=torch.float) < self.word_dropout
+            ) & batch.mask
+            batch.word_ids = batch.word_ids.masked_fill(drop, UNK_ID)
         return self._common_step(batch, "train")
 
     def validation_step(self, batch: Batch, batch_idx: int) -> None:

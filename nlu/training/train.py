@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -85,6 +86,10 @@ def _quiet_lightning() -> None:
     # Lightning logs tips about GPUs and workers that do not apply on a CPU-only machine.
     for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # torch 2.13 deprecates a pytree class that Lightning 2.6 still uses; not the user's concern.
+    warnings.filterwarnings(
+        "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
+    )
 
 
 def train(cfg: ExperimentConfig) -> TrainResult:
@@ -94,12 +99,17 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    data = NLUDataModule(cfg.data, batch_size=cfg.train.batch_size)
+    data = NLUDataModule(cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
     data.setup("fit")
     vocabs = data.vocabs
     model = build_model(cfg.model, vocabs)
     module = NLUModule(
-        model, vocabs.tags.itos, vocabs.intents.itos, cfg.train.lr, cfg.train.weight_decay
+        model,
+        vocabs.tags.itos,
+        vocabs.intents.itos,
+        lr=cfg.train.lr,
+        weight_decay=cfg.train.weight_decay,
+        word_dropout=cfg.train.word_dropout,
     )
     run_dir = _new_run_dir(cfg)
     monitor = f"val_{cfg.train.monitor}"
