@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,14 +100,20 @@ def _check_version(found: Any, where: Path) -> None:
         )
 
 
-def _read_config(path: Path) -> ExperimentConfig:
+def _read_versioned(path: Path, parse: Callable[[str], Any], errors: tuple) -> dict[str, Any]:
+    """Parse a YAML/JSON mapping that carries a format version; errors name the file."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: corrupt config ({e.__class__.__name__})") from None
+        data = parse(path.read_text(encoding="utf-8"))
+    except (*errors, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: corrupt file ({e.__class__.__name__}: {e})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping, found {type(data).__name__}")
     _check_version(data.get("format_version"), path)
+    return data
+
+
+def _read_config(path: Path) -> ExperimentConfig:
+    data = _read_versioned(path, yaml.safe_load, (yaml.YAMLError,))
     try:
         return config_from_dict(data)
     except ValueError as e:
@@ -114,13 +121,7 @@ def _read_config(path: Path) -> ExperimentConfig:
 
 
 def _read_vocabs(path: Path) -> Vocabs:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ValueError(f"{path}: corrupt vocabulary ({e})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    _check_version(data.get("format_version"), path)
+    data = _read_versioned(path, json.loads, (json.JSONDecodeError,))
     try:
         return Vocabs.from_json(data)
     except (KeyError, TypeError, ValueError) as e:
