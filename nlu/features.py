@@ -65,26 +65,28 @@ class Batch:
     gold_intents: list[str] | None = field(default=None)
 
 
+def _pad(rows: Sequence[Sequence[int]], length: int) -> list[list[int]]:
+    return [list(row) + [0] * (length - len(row)) for row in rows]
+
+
 def collate(items: Sequence[Features]) -> Batch:
     """Pad a list of features into one batch (right padding with id 0)."""
     if not items:
         raise ValueError("cannot collate an empty batch")
-    size = len(items)
     max_len = max(1, max(len(f.word_ids) for f in items))
     max_chars = max(1, max((len(c) for f in items for c in f.char_ids), default=1))
-    word_ids = torch.zeros(size, max_len, dtype=torch.long)
-    char_ids = torch.zeros(size, max_len, max_chars, dtype=torch.long)
-    for i, f in enumerate(items):
-        word_ids[i, : len(f.word_ids)] = torch.tensor(f.word_ids, dtype=torch.long)
-        for j, chars in enumerate(f.char_ids):
-            char_ids[i, j, : len(chars)] = torch.tensor(chars, dtype=torch.long)
+    # Pad in Python and convert once: one tensor call per batch, not one per word.
+    word_ids = torch.tensor(_pad([f.word_ids for f in items], max_len), dtype=torch.long)
+    empty_word = [0] * max_chars
+    char_ids = torch.tensor(
+        [_pad(f.char_ids, max_chars) + [empty_word] * (max_len - len(f.char_ids)) for f in items],
+        dtype=torch.long,
+    )
     lengths = torch.tensor([len(f.word_ids) for f in items])
     mask = torch.arange(max_len)[None, :] < lengths[:, None]
     batch = Batch(word_ids, char_ids, mask)
     if all(f.tag_ids is not None for f in items):
-        batch.tag_ids = torch.zeros(size, max_len, dtype=torch.long)
-        for i, f in enumerate(items):
-            batch.tag_ids[i, : len(f.tag_ids)] = torch.tensor(f.tag_ids, dtype=torch.long)
+        batch.tag_ids = torch.tensor(_pad([f.tag_ids for f in items], max_len), dtype=torch.long)
     if all(f.intent_id is not None for f in items):
         batch.intent_ids = torch.tensor([f.intent_id for f in items], dtype=torch.long)
     return batch

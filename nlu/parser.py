@@ -1,22 +1,22 @@
 """The public inference API: `Parser.load(model_dir).parse(text) -> Parse`.
 
-Imports torch and the model, never Lightning or `datasets`.
+Imports torch and the model, never Lightning or `datasets`. A Parser holds no state that a call
+changes, so one instance can serve several threads at once.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
-from torch import Tensor
 
 from nlu import archive
 from nlu.config import ExperimentConfig
 from nlu.features import collate, featurize
 from nlu.model import JointModel, build_model
-from nlu.schema import Entity, Parse, Token
+from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tags import spans
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
@@ -24,21 +24,12 @@ from nlu.vocab import Vocabs
 
 @dataclass(frozen=True)
 class Prediction:
-    """Model output for one pre-tokenized sentence."""
+    """Model output for one pre-tokenized sentence; spans index its tokens."""
 
     tags: list[str]
-    tag_confidence: list[float]  # marginal probability of each predicted tag
+    spans: list[tuple[Span, float]]  # each slot span with its confidence
     intent_probs: list[float]  # over vocabs.intents, in its order
-
-
-def _spread(prediction: Prediction, kept: list[int], num_tokens: int) -> Prediction:
-    """Put the tags of the kept tokens back at their places; skipped tokens get O."""
-    if len(kept) == num_tokens:
-        return prediction
-    tags, confidence = ["O"] * num_tokens, [1.0] * num_tokens
-    for j, i in enumerate(kept):
-        tags[i], confidence[i] = prediction.tags[j], prediction.tag_confidence[j]
-    return Prediction(tags, confidence, prediction.intent_probs)
+    n_best: list[tuple[list[str], float, list[tuple[Span, float]]]] = field(default_factory=list)
 
 
 class Parser:
@@ -50,16 +41,23 @@ class Parser:
         vocabs: Vocabs,
         config: ExperimentConfig,
         info: dict | None = None,
+        ranking_size: int = 10,
     ) -> None:
         self.model = model.eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
         self.vocabs = vocabs
         self.config = config
         self.info = info or {}
+        self.ranking_size = ranking_size
         self.tokenizer = Tokenizer(lowercase=config.data.lowercase)
 
     @classmethod
     def load(cls, path: str | os.PathLike, num_threads: int | None = None) -> Parser:
-        """Load a model directory written by `nlu train` (see `nlu.archive`)."""
+        """Load a model directory written by `nlu train` (see `nlu.archive`).
+
+        `num_threads` sets torch's intra-op threads for the whole process.
+        """
         if num_threads:
             torch.set_num_threads(num_threads)
         loaded = archive.load(path)
@@ -76,56 +74,64 @@ class Parser:
 
     @torch.inference_mode()
     def predict(
-        self, sentences: Sequence[Sequence[str]], batch_size: int = 256
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 256, n_best: int = 0
     ) -> list[Prediction]:
-        """Tags and intent probabilities of pre-tokenized sentences (words as written)."""
+        """Tags, slot spans and intent probabilities of pre-tokenized sentences."""
         results: list[Prediction] = []
         for lo in range(0, len(sentences), batch_size):
             chunk = sentences[lo : lo + batch_size]
-            nonempty = [s for s in chunk if len(s) > 0]
-            if nonempty:
-                batch = collate([featurize(s, self.vocabs, self.tokenizer) for s in nonempty])
-                output = self.model.forward_batch(batch)
-                paths = self.model.decode(output)
-                marginals = self.model.tag_head.marginals(output.tag_scores, batch.mask)
-                intent_probs = output.intent_logits.softmax(dim=-1)
-                done = iter(self._predictions(paths, marginals, intent_probs))
-            for sentence in chunk:
-                results.append(next(done) if len(sentence) > 0 else self._empty())
+            # An empty sentence still gets an intent: the model reads one unknown word.
+            batch = collate([featurize(s or [""], self.vocabs, self.tokenizer) for s in chunk])
+            output = self.model.forward_batch(batch)
+            paths = self.model.decode(output)
+            confidence = self.model.tag_head.confidence(output.tag_scores, batch.mask)
+            intent_probs = output.intent_logits.softmax(dim=-1).tolist()
+            for i, (sentence, path) in enumerate(zip(chunk, paths)):
+                if not sentence:
+                    results.append(Prediction([], [], intent_probs[i]))
+                    continue
+                alternatives = []
+                if n_best > 0:
+                    scores = output.tag_scores[i, : len(sentence)]
+                    for alt, score in self.model.tag_head.kbest(scores, n_best):
+                        alt_tags, alt_spans = self._spans(confidence, i, alt)
+                        alternatives.append((alt_tags, score, alt_spans))
+                tags, found = self._spans(confidence, i, path)
+                results.append(Prediction(tags, found, intent_probs[i], alternatives))
         return results
 
-    def _predictions(
-        self, paths: list[list[int]], marginals: Tensor, intent_probs: Tensor
-    ) -> list[Prediction]:
-        names = self.vocabs.tags.itos
-        out = []
-        for i, path in enumerate(paths):
-            index = torch.tensor(path, dtype=torch.long)
-            confidence = marginals[i, torch.arange(len(path)), index].tolist()
-            out.append(Prediction([names[k] for k in path], confidence, intent_probs[i].tolist()))
-        return out
+    def _spans(
+        self, confidence, index: int, path: list[int]
+    ) -> tuple[list[str], list[tuple[Span, float]]]:
+        names, ids = self.vocabs.tags.itos, self.vocabs.tags.stoi
+        tags = [names[k] for k in path]
+        found = []
+        for span in spans(tags):
+            inside = ids.get(f"I-{span.label}")
+            stop = [inside] if inside is not None else []
+            p = confidence.span(index, path[span.start : span.end], span.start, len(path), stop)
+            found.append((span, p))
+        return tags, found
 
-    def _empty(self) -> Prediction:
-        # No tokens: nothing to tag; the intent still comes from the model on an empty input.
-        with torch.inference_mode():
-            batch = collate([featurize([""], self.vocabs, self.tokenizer)])
-            probs = self.model.forward_batch(batch).intent_logits.softmax(dim=-1)[0].tolist()
-        return Prediction([], [], probs)
+    def parse(self, text: str, n_best: int = 0) -> Parse:
+        """Intent and slots of one utterance as the user typed it.
 
-    def parse(self, text: str) -> Parse:
-        """Intent and slots of one utterance as the user typed it."""
-        return self.parse_batch([text])[0]
+        With `n_best=k`, `Parse.n_best` also holds the k best tag sequences with their scores.
+        """
+        return self.parse_batch([text], n_best=n_best)[0]
 
-    def parse_batch(self, texts: Sequence[str], batch_size: int = 256) -> list[Parse]:
+    def parse_batch(
+        self, texts: Sequence[str], batch_size: int = 256, n_best: int = 0
+    ) -> list[Parse]:
         """`parse` of several utterances, batched; results equal one-at-a-time parsing."""
         tokenized = [self.tokenizer.tokenize(text) for text in texts]
         kept = [
             [i for i, t in enumerate(tokens) if self._model_sees(t.text)] for tokens in tokenized
         ]
         words = [[tokens[i].text for i in keep] for tokens, keep in zip(tokenized, kept)]
-        predictions = self.predict(words, batch_size)
+        predictions = self.predict(words, batch_size, n_best)
         return [
-            self._to_parse(text, tokens, _spread(prediction, keep, len(tokens)))
+            self._to_parse(text, tokens, keep, prediction)
             for text, tokens, keep, prediction in zip(texts, tokenized, kept, predictions)
         ]
 
@@ -135,25 +141,46 @@ class Parser:
         return any(c.isalnum() for c in word) or self.tokenizer.normalize(word) in self.vocabs.words
 
     def _to_parse(
-        self, text: str, tokens: list[Token], prediction: Prediction, top_k: int = 10
+        self, text: str, tokens: list[Token], kept: list[int], prediction: Prediction
     ) -> Parse:
-        intents = self.vocabs.intents.itos
-        ranking = sorted(zip(intents, prediction.intent_probs), key=lambda p: -p[1])[:top_k]
-        entities = []
-        for span in spans(prediction.tags):
-            start, end = tokens[span.start].start, tokens[span.end - 1].end
-            confidence = 1.0
-            for p in prediction.tag_confidence[span.start : span.end]:
-                confidence *= p
-            entities.append(
-                Entity(span.label, text[start:end], start, end, confidence, span.start, span.end)
+        ranking = sorted(
+            zip(self.vocabs.intents.itos, prediction.intent_probs), key=lambda p: -p[1]
+        )
+        ranking = ranking[: self.ranking_size]
+        n_best = tuple(
+            Hypothesis(
+                _spread(tags, kept, len(tokens)), score, _entities(text, tokens, kept, found)
             )
+            for tags, score, found in prediction.n_best
+        )
         return Parse(
             text=text,
             intent=ranking[0][0],
             intent_confidence=ranking[0][1],
             intent_ranking=tuple(ranking),
-            entities=tuple(entities),
+            entities=_entities(text, tokens, kept, prediction.spans),
             tokens=tuple(tokens),
-            tags=tuple(prediction.tags),
+            tags=_spread(prediction.tags, kept, len(tokens)),
+            n_best=n_best,
         )
+
+
+def _spread(tags: list[str], kept: list[int], num_tokens: int) -> tuple[str, ...]:
+    """Tags of the kept tokens put back at their places; skipped tokens get O."""
+    out = ["O"] * num_tokens
+    for tag, i in zip(tags, kept):
+        out[i] = tag
+    return tuple(out)
+
+
+def _entities(
+    text: str, tokens: list[Token], kept: list[int], found: list[tuple[Span, float]]
+) -> tuple[Entity, ...]:
+    entities = []
+    for span, confidence in found:
+        first, last = kept[span.start], kept[span.end - 1]
+        start, end = tokens[first].start, tokens[last].end
+        entities.append(
+            Entity(span.label, text[start:end], start, end, confidence, first, last + 1)
+        )
+    return tuple(entities)

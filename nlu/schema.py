@@ -54,6 +54,26 @@ class Entity:
 
 
 @dataclass(frozen=True)
+class Hypothesis:
+    """One of the k best tag sequences of an utterance, with its entities."""
+
+    tags: tuple[str, ...]
+    score: float  # CRF path score (softmax head: sum of token log-probabilities)
+    entities: tuple[Entity, ...]
+
+
+def _entity_dict(e: Entity) -> dict[str, Any]:
+    return {
+        "entity": e.entity,
+        "value": e.value,
+        "start": e.start,
+        "end": e.end,
+        "confidence_entity": e.confidence,
+        "extractor": "nlu",
+    }
+
+
+@dataclass(frozen=True)
 class Parse:
     """What the model read in one utterance."""
 
@@ -64,24 +84,25 @@ class Parse:
     entities: tuple[Entity, ...]
     tokens: tuple[Token, ...] = field(default=())
     tags: tuple[str, ...] = field(default=())
+    n_best: tuple[Hypothesis, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
-        """The parse in the shape of Rasa's `/model/parse` response."""
-        return {
+        """The parse in the shape of Rasa's `/model/parse` response (plus `n_best` if asked)."""
+        out: dict[str, Any] = {
             "text": self.text,
             "intent": {"name": self.intent, "confidence": self.intent_confidence},
             "intent_ranking": [
                 {"name": name, "confidence": confidence} for name, confidence in self.intent_ranking
             ],
-            "entities": [
-                {
-                    "entity": e.entity,
-                    "value": e.value,
-                    "start": e.start,
-                    "end": e.end,
-                    "confidence_entity": e.confidence,
-                    "extractor": "nlu",
-                }
-                for e in self.entities
-            ],
+            "entities": [_entity_dict(e) for e in self.entities],
         }
+        if self.n_best:
+            out["n_best"] = [
+                {
+                    "tags": list(h.tags),
+                    "score": h.score,
+                    "entities": [_entity_dict(e) for e in h.entities],
+                }
+                for h in self.n_best
+            ]
+        return out

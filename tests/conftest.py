@@ -47,3 +47,22 @@ def parser(trained):
     from nlu.parser import Parser
 
     return Parser.load(trained.model_dir)
+
+
+def split_floats(value, floats):
+    """The value with every float replaced by None; the floats appended to `floats`."""
+    if isinstance(value, float):
+        floats.append(value)
+        return None
+    if isinstance(value, dict):
+        return {k: split_floats(v, floats) for k, v in value.items()}
+    if isinstance(value, list):
+        return [split_floats(v, floats) for v in value]
+    return value
+
+
+def assert_same_parses(left, right):
+    """Same labels, spans and ranking order; probabilities equal up to float noise."""
+    left_floats, right_floats = [], []
+    assert split_floats(left, left_floats) == split_floats(right, right_floats)
+    assert left_floats == pytest.approx(right_floats, abs=1e-5)

@@ -4,12 +4,13 @@ import pytest
 import torch
 
 from nlu.modules.crf import LinearChainCRF
+from nlu.tags import allowed_starts, allowed_transitions
 
 
 def make_crf(num_tags: int = 4, seed: int = 0) -> LinearChainCRF:
     torch.manual_seed(seed)
     crf = LinearChainCRF(num_tags)
-    for p in crf.parameters():
+    for p in crf.crf.parameters():
         torch.nn.init.uniform_(p, -1, 1)
     return crf
 
@@ -24,34 +25,111 @@ def path_score(crf: LinearChainCRF, emissions: torch.Tensor, path) -> float:
     return float(total + c.end_transitions[path[-1]])
 
 
+def all_paths(crf, emissions, n, num_tags, allowed=None):
+    paths = list(itertools.product(range(num_tags), repeat=n))
+    if allowed is not None:
+        ok, starts = allowed
+        paths = [p for p in paths if p[0] in starts and all((a, b) in ok for a, b in zip(p, p[1:]))]
+    scores = torch.tensor([path_score(crf, emissions[:n], p) for p in paths])
+    return paths, scores
+
+
 @pytest.mark.parametrize("length", [1, 2, 3])
 def test_viterbi_and_marginals_match_brute_force(length):
     num_tags, max_len = 4, 3
     crf = make_crf(num_tags)
     emissions = torch.randn(2, max_len, num_tags)
     mask = torch.tensor([[True] * max_len, [True] * length + [False] * (max_len - length)])
-    paths = crf.viterbi(emissions, mask)
+    with torch.no_grad():
+        paths, best = crf.viterbi(emissions, mask)
     marginals = crf.marginals(emissions, mask).detach()
     for i, n in enumerate([max_len, length]):
-        all_paths = list(itertools.product(range(num_tags), repeat=n))
-        scores = torch.tensor([path_score(crf, emissions[i, :n], p) for p in all_paths])
-        assert paths[i] == list(all_paths[int(scores.argmax())])
+        candidates, scores = all_paths(crf, emissions[i], n, num_tags)
+        assert paths[i, :n].tolist() == list(candidates[int(scores.argmax())])
+        assert paths[i, n:].tolist() == [0] * (max_len - n)
+        assert float(best[i]) == pytest.approx(float(scores.max()), abs=1e-5)
         probs = scores.softmax(dim=0)
         for t in range(n):
             for k in range(num_tags):
-                expected = sum(float(p) for p, path in zip(probs, all_paths) if path[t] == k)
+                expected = sum(float(p) for p, path in zip(probs, candidates) if path[t] == k)
                 assert float(marginals[i, t, k]) == pytest.approx(expected, abs=1e-5)
         assert float(marginals[i, n:].abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_batched_viterbi_equals_pytorch_crf_decode(seed):
+    torch.manual_seed(seed)
+    num_tags, batch, max_len = 7, 16, 12
+    crf = make_crf(num_tags, seed)
+    emissions = torch.randn(batch, max_len, num_tags) * 3
+    lengths = torch.randint(1, max_len + 1, (batch,))
+    lengths[0] = max_len
+    mask = torch.arange(max_len)[None, :] < lengths[:, None]
+    assert crf.decode(emissions, mask) == crf.crf.decode(emissions, mask=mask)
 
 
 def test_nll_is_minus_log_probability_of_the_path():
     crf = make_crf(3)
     emissions = torch.randn(1, 2, 3)
     mask = torch.ones(1, 2, dtype=torch.bool)
-    all_paths = list(itertools.product(range(3), repeat=2))
-    scores = torch.tensor([path_score(crf, emissions[0], p) for p in all_paths])
+    _, scores = all_paths(crf, emissions[0], 2, 3)
     log_z = torch.logsumexp(scores, dim=0)
     nll = crf.nll(emissions, torch.tensor([[2, 1]]), mask).detach()
-    assert float(nll) == pytest.approx(
-        float(log_z - path_score(crf, emissions[0], (2, 1))), abs=1e-5
-    )
+    expected = log_z - path_score(crf, emissions[0], (2, 1))
+    assert float(nll) == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_kbest_matches_brute_force():
+    num_tags, n, k = 3, 4, 7
+    crf = make_crf(num_tags, seed=3)
+    emissions = torch.randn(n, num_tags)
+    candidates, scores = all_paths(crf, emissions, n, num_tags)
+    order = scores.argsort(descending=True)[:k]
+    with torch.no_grad():
+        found = crf.kbest(emissions, k)
+    assert [s for _, s in found] == pytest.approx([float(scores[i]) for i in order], abs=1e-5)
+    assert found[0][0] == list(candidates[int(order[0])])
+    for path, score in found:
+        assert path_score(crf, emissions, path) == pytest.approx(score, abs=1e-5)
+    assert len({tuple(p) for p, _ in found}) == k
+
+
+def test_kbest_asks_for_more_than_exist():
+    crf = make_crf(2)
+    with torch.no_grad():
+        assert len(crf.kbest(torch.randn(1, 2), 5)) == 2
+
+
+def test_span_probability_matches_brute_force():
+    crf = make_crf(4, seed=1)
+    emissions = torch.randn(1, 4, 4)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    candidates, scores = all_paths(crf, emissions[0], 4, 4)
+    probs = scores.softmax(dim=0)
+    with torch.no_grad():
+        fb = crf.forward_backward(emissions, mask)
+        for start, span_tags in [(1, [1, 2]), (2, [1, 2]), (0, [1]), (3, [3]), (1, [1, 2, 2])]:
+            stop = [2]  # the span ends when the next tag is not I-x
+            got = crf.span_probability(fb, emissions, 0, span_tags, start, 4, stop)
+            end = start + len(span_tags)
+            expected = sum(
+                float(p)
+                for p, path in zip(probs, candidates)
+                if list(path[start:end]) == span_tags and (end >= 4 or path[end] not in stop)
+            )
+            assert got == pytest.approx(expected, abs=1e-5)
+
+
+def test_bio_constraints_at_decode_time():
+    tags = ["O", "B-x", "I-x", "B-y", "I-y"]
+    allowed, starts = allowed_transitions(tags), allowed_starts(tags)
+    crf = make_crf(5, seed=2)
+    crf.crf.transitions.data[0, 2] = 10.0  # make the forbidden O -> I-x attractive
+    emissions = torch.randn(1, 4, 5)
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    crf.constrain(allowed, starts)
+    candidates, scores = all_paths(crf, emissions[0], 4, 5, allowed=(set(allowed), set(starts)))
+    with torch.no_grad():
+        assert crf.decode(emissions, mask)[0] == list(candidates[int(scores.argmax())])
+        marginals = crf.marginals(emissions, mask)
+    assert float(marginals[0, 0, 2]) == 0.0 and float(marginals[0, 0, 4]) == 0.0

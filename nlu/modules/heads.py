@@ -1,4 +1,8 @@
-"""Tag heads (softmax, CRF) with one interface, and the intent head over pooled states."""
+"""Tag heads (softmax, CRF) with one interface, and the intent head over pooled states.
+
+Both tag heads offer `loss`, `decode`, `kbest` and `confidence`, so the model and the Parser
+never ask which one they hold.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,29 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlu.modules.crf import LinearChainCRF
+from nlu.modules.crf import LinearChainCRF, kbest_paths
+
+
+class SoftmaxConfidence:
+    """Span confidence under independent token softmaxes: the product of token probabilities."""
+
+    def __init__(self, probs: Tensor) -> None:
+        self.probs = probs  # (B, T, K)
+
+    def span(self, index: int, tags: list[int], start: int, length: int, stop: list[int]) -> float:
+        positions = torch.arange(start, start + len(tags))
+        return float(self.probs[index, positions, torch.tensor(tags)].prod())
+
+
+class CRFConfidence:
+    """Span confidence under the CRF: the marginal probability of exactly that span."""
+
+    def __init__(self, crf: LinearChainCRF, scores: Tensor, mask: Tensor) -> None:
+        self.crf, self.scores = crf, scores
+        self.fb = crf.forward_backward(scores, mask)
+
+    def span(self, index: int, tags: list[int], start: int, length: int, stop: list[int]) -> float:
+        return self.crf.span_probability(self.fb, self.scores, index, tags, start, length, stop)
 
 
 class SoftmaxTagHead(nn.Module):
@@ -28,10 +54,19 @@ class SoftmaxTagHead(nn.Module):
 
     def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
         best = scores.argmax(dim=-1)
-        return [row[:n].tolist() for row, n in zip(best, mask.sum(dim=1).tolist())]
+        return [row[:n] for row, n in zip(best.tolist(), mask.sum(dim=1).tolist())]
+
+    def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
+        """k best sequences of one sentence (scores: (T, K)); a score is a sum of log-probs."""
+        zeros = scores.new_zeros(scores.shape[1])
+        log_probs = scores.log_softmax(dim=-1)
+        return kbest_paths(log_probs, k, zeros, zeros.new_zeros(len(zeros), len(zeros)), zeros)
 
     def marginals(self, scores: Tensor, mask: Tensor) -> Tensor:
         return scores.softmax(dim=-1) * mask.unsqueeze(2)
+
+    def confidence(self, scores: Tensor, mask: Tensor) -> SoftmaxConfidence:
+        return SoftmaxConfidence(self.marginals(scores, mask))
 
 
 class CRFTagHead(nn.Module):
@@ -51,10 +86,16 @@ class CRFTagHead(nn.Module):
         return self.crf.nll(scores, tags, mask) / mask.sum(dim=1).float().mean()
 
     def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
-        return self.crf.viterbi(scores, mask)
+        return self.crf.decode(scores, mask)
+
+    def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
+        return self.crf.kbest(scores, k)
 
     def marginals(self, scores: Tensor, mask: Tensor) -> Tensor:
         return self.crf.marginals(scores, mask)
+
+    def confidence(self, scores: Tensor, mask: Tensor) -> CRFConfidence:
+        return CRFConfidence(self.crf, scores, mask)
 
 
 TAG_HEADS = {"softmax": SoftmaxTagHead, "crf": CRFTagHead}

@@ -1,0 +1,67 @@
+"""The inference API on the tiny trained model: n-best, confidences, threads, odd input."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+
+from nlu.config import load_config
+from nlu.features import collate, featurize
+from nlu.model import build_model
+from nlu.parser import Parser
+from nlu.vocab import build_vocabs
+from tests.conftest import assert_same_parses
+
+
+def test_n_best_starts_with_the_best_parse(parser):
+    parse = parser.parse("cheapest fare from London to New York", n_best=3)
+    assert len(parse.n_best) == 3
+    assert parse.n_best[0].tags == parse.tags
+    assert [(e.entity, e.value) for e in parse.n_best[0].entities] == [
+        (e.entity, e.value) for e in parse.entities
+    ]
+    scores = [h.score for h in parse.n_best]
+    assert scores == sorted(scores, reverse=True) and len({h.tags for h in parse.n_best}) == 3
+    assert "n_best" in parse.to_dict() and "n_best" not in parser.parse("hi").to_dict()
+
+
+def test_entity_confidence_is_a_probability_and_high_on_training_text(parser):
+    parse = parser.parse("flights from boston to london on friday")
+    assert parse.entities and all(0.5 < e.confidence <= 1.0 for e in parse.entities)
+    assert 0.0 < parse.intent_confidence <= 1.0
+    assert abs(sum(c for _, c in parse.intent_ranking) - 1.0) < 1e-4  # 5 intents < ranking size
+
+
+def test_many_threads_get_the_same_answers(parser):
+    texts = [f"flights from boston to london on friday {'please ' * (i % 4)}" for i in range(40)]
+    expected = [p.to_dict() for p in parser.parse_batch(texts)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(lambda t: parser.parse(t).to_dict(), texts))
+    assert_same_parses(got, expected)
+
+
+def test_odd_input(parser):
+    for text in ["", "   ", "?!", "ünïcödé ✈ 東京", "x" * 500]:
+        parse = parser.parse(text)
+        assert parse.text == text and parse.intent in parser.vocabs.intents.itos
+        for e in parse.entities:
+            assert text[e.start : e.end] == e.value
+    assert parser.parse("?!").entities == ()
+
+
+def test_softmax_head_parses_with_n_best_and_token_product_confidence():
+    vocabs = build_vocabs([["fly", "to", "boston"]], [["O", "O", "B-city"]], ["flight", "other"])
+    config = load_config(None, ["model.tag_head=softmax", "model.hidden_dim=8", "model.word_dim=8"])
+    torch.manual_seed(0)
+    parser = Parser(build_model(config.model, vocabs), vocabs, config)
+    parse = parser.parse("fly to boston", n_best=4)
+    assert len(parse.n_best) == 4 and parse.n_best[0].tags == parse.tags
+    with torch.no_grad():
+        batch = collate([featurize(["fly", "to", "boston"], vocabs, parser.tokenizer)])
+        out = parser.model.forward_batch(batch)
+    probs = out.tag_scores.softmax(-1)[0]
+    for e in parse.entities:
+        expected = 1.0
+        for t in range(e.token_start, e.token_end):
+            expected *= float(probs[t, vocabs.tags.stoi[parse.tags[t]]])
+        assert e.confidence == pytest.approx(expected, rel=1e-5)
