@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import typer
@@ -37,14 +37,24 @@ def default_model(model: Path | None) -> Path:
     return Path(os.environ.get(MODEL_ENV) or "runs/latest")
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
+def write_atomic_lines(path: Path, lines: Iterable[str]) -> None:
+    """Write lines to a temporary file beside `path`, then rename it into place.
+
+    If anything fails half-way, the temporary file is removed and `path` is left as it was.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+            for line in lines:
+                f.write(line + "\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write `text` to `path` through a temporary file (see `write_atomic_lines`)."""
+    write_atomic_lines(path, [text.removesuffix("\n")])

@@ -9,6 +9,8 @@ from __future__ import annotations
 import typer
 
 from cli.evaluate import evaluate
+from cli.serve import serve
+from cli.shell import shell
 from cli.tag import tag
 from cli.train import train
 
@@ -18,9 +20,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Joint intent detection and slot filling for dialogue systems.",
 )
-app.command()(train)
-app.command()(evaluate)
-app.command()(tag)
+for command in (train, evaluate, tag, shell, serve):
+    app.command()(command)
 
 if __name__ == "__main__":
     app()

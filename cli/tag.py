@@ -1,35 +1,109 @@
-"""`nlu tag [--model DIR] [--json] TEXT ...`."""
+"""`nlu tag TEXT ...`, `nlu tag -` (stdin), `nlu tag --input FILE --output FILE.jsonl`."""
 
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli._output import default_model, user_errors
+from cli._output import default_model, fail, user_errors, write_atomic_lines
+
+CHUNK = 256  # utterances parsed per batch when streaming
 
 
 def tag(
-    texts: Annotated[list[str], typer.Argument(help="Utterances to tag.")],
+    texts: Annotated[
+        list[str] | None,
+        typer.Argument(help="Utterances to tag; '-' reads one per line from stdin."),
+    ] = None,
     model: Annotated[
         Path | None, typer.Option(help="Model directory [default: $NLU_MODEL or runs/latest].")
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each parse as one JSON line.")
     ] = False,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", help="A .txt (one utterance a line) or .jsonl file.")
+    ] = None,
+    output_file: Annotated[
+        Path | None, typer.Option("--output", help="Write parses here as JSON lines.")
+    ] = None,
+    n_best: Annotated[int, typer.Option(help="Also give the k best tag sequences.")] = 0,
 ) -> None:
     """Tag utterances: the intent with its confidence and each slot with its span."""
     from nlu.parser import Parser
 
+    if input_file is None and not texts:
+        raise fail("give texts to tag, '-' to read stdin, or --input FILE")
     with user_errors():
         parser = Parser.load(default_model(model))
-    for parse in parser.parse_batch(texts):
-        if as_json:
-            typer.echo(json.dumps(parse.to_dict(), ensure_ascii=False))
+        if input_file is not None:
+            lines = _read_input(input_file)
+            total = sum(1 for _ in _read_input(input_file))
+        elif texts == ["-"]:
+            lines, total = (line.rstrip("\n") for line in sys.stdin), None
         else:
-            _render(parse)
+            lines, total = iter(texts), len(texts)
+        parses = _parse_stream(parser, lines, n_best)
+        if output_file is not None:
+            _write_with_progress(output_file, parses, total)
+            return
+        for parse in parses:
+            if as_json:
+                typer.echo(json.dumps(parse.to_dict(), ensure_ascii=False))
+            else:
+                _render(parse)
+
+
+def _read_input(path: Path) -> Iterator[str]:
+    """Utterances of a .txt file (a line each) or a .jsonl file (a `text` field each)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: file not found")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if path.suffix != ".jsonl":
+                yield line.rstrip("\n")
+                continue
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(
+                    f"{path}:{lineno}: expected a JSON object, found invalid JSON ({e.msg})"
+                ) from None
+            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+                raise ValueError(f"{path}:{lineno}: expected an object with a string field 'text'")
+            yield record["text"]
+
+
+def _parse_stream(parser, lines: Iterable[str], n_best: int) -> Iterator:
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == CHUNK:
+            yield from parser.parse_batch(chunk, n_best=n_best)
+            chunk = []
+    if chunk:
+        yield from parser.parse_batch(chunk, n_best=n_best)
+
+
+def _write_with_progress(path: Path, parses: Iterator, total: int | None) -> None:
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        task = progress.add_task("tagging", total=total)
+
+        def lines() -> Iterator[str]:
+            for parse in parses:
+                progress.advance(task)
+                yield json.dumps(parse.to_dict(), ensure_ascii=False)
+
+        write_atomic_lines(path, lines())
 
 
 def _render(parse) -> None:

@@ -61,6 +61,9 @@ class TrainConfig:
     monitor: Literal["sentence_accuracy", "slot_f1", "intent_accuracy"] = "sentence_accuracy"
     gradient_clip: float = 5.0  # max gradient norm; 0 turns clipping off
     word_dropout: float = 0.0  # replace a training word by UNK with this probability
+    lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to lr_final * lr
+    lr_final: float = 0.05
+    ema_decay: float = 0.0  # > 0: evaluate and export an exponential moving average of weights
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     accelerator: str = "cpu"
     devices: int | str | list[int] = 1

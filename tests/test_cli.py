@@ -90,7 +90,11 @@ def test_train_from_the_cli(tmp_path):
         "configs/atis_bilstm_crf.yaml",
         *[a for o in TINY_OVERRIDES for a in ("--set", o)],
         "--set",
-        "train.max_epochs=1",
+        "train.max_epochs=2",
+        "--set",
+        "train.lr_schedule=cosine",
+        "--set",
+        "train.ema_decay=0.9",
         "--set",
         f"runs_dir={tmp_path}",
     ]
@@ -100,3 +104,89 @@ def test_train_from_the_cli(tmp_path):
         "dev: slot F1" in result.output
         and (tmp_path / "latest" / "model" / "model.safetensors").is_file()
     )
+
+
+def test_tag_reads_stdin(trained):
+    result = invoke(
+        "tag",
+        "--json",
+        "--model",
+        str(trained.model_dir),
+        "-",
+        input="taxi in boston\nfares to dallas\n",
+    )
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert [p["text"] for p in lines] == ["taxi in boston", "fares to dallas"]
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".jsonl"])
+def test_tag_file_to_jsonl(trained, tmp_path, suffix):
+    texts = ["taxi in boston", "", "cheapest fare from london to new york"]
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".txt":
+        source.write_text("".join(t + "\n" for t in texts))
+    else:
+        source.write_text(
+            "".join(json.dumps({"text": t, "id": i}) + "\n" for i, t in enumerate(texts))
+        )
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "tag", "--model", str(trained.model_dir), "--input", str(source), "--output", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    parses = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [p["text"] for p in parses] == texts
+    assert parses[2]["entities"][-1]["value"] == "new york"
+
+
+def test_tag_bad_jsonl_names_the_line_and_writes_nothing(trained, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "hi"}\n{"txt": "oops"}\n')
+    out = tmp_path / "out.jsonl"
+    result = invoke(
+        "tag", "--model", str(trained.model_dir), "--input", str(source), "--output", str(out)
+    )
+    assert result.exit_code == 1
+    assert "in.jsonl:2: expected an object with a string field 'text'" in result.output
+    assert not out.exists() and list(tmp_path.iterdir()) == [source]
+
+
+def test_tag_needs_something_to_tag(trained):
+    result = invoke("tag", "--model", str(trained.model_dir))
+    assert result.exit_code == 1 and "give texts to tag" in result.output
+
+
+def test_tag_n_best(trained):
+    result = invoke(
+        "tag", "--json", "--n-best", "2", "--model", str(trained.model_dir), "taxi in boston"
+    )
+    assert result.exit_code == 0 and len(json.loads(result.output)["n_best"]) == 2
+
+
+def test_shell_parses_lines_until_quit(trained, tmp_path, monkeypatch):
+    import cli.shell
+
+    monkeypatch.setattr(cli.shell, "HISTORY", tmp_path / "history")
+    result = invoke(
+        "shell",
+        "--model",
+        str(trained.model_dir),
+        input="flights from boston to london\n\n:quit\nnever read\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "intent: flight" in result.output and "toloc.city_name = 'london'" in result.output
+    assert "never read" not in result.output
+
+
+def test_shell_leaves_on_end_of_input(trained, tmp_path, monkeypatch):
+    import cli.shell
+
+    monkeypatch.setattr(cli.shell, "HISTORY", tmp_path / "history")
+    result = invoke("shell", "--model", str(trained.model_dir), input="taxi in dallas\n")
+    assert result.exit_code == 0 and "ground_service" in result.output
+
+
+def test_serve_with_a_missing_model_is_one_line():
+    result = invoke("serve", "--model", "/no/such/model")
+    assert result.exit_code == 1 and "no such model" in result.output

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytorch_lightning as pl
 import torch
 
@@ -22,6 +24,9 @@ class NLUModule(pl.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 0.01,
         word_dropout: float = 0.0,
+        lr_schedule: str = "constant",
+        lr_final: float = 0.05,
+        ema_decay: float = 0.0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -30,6 +35,11 @@ class NLUModule(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.word_dropout = word_dropout
+        self.lr_schedule = lr_schedule
+        self.lr_final = lr_final
+        self.ema_decay = ema_decay
+        self._ema: list[torch.Tensor] | None = None  # moving average of the parameters
+        self._raw: list[torch.Tensor] | None = None  # training weights while EMA ones are in
         self._counts = torch.zeros(6, dtype=torch.long)
 
     def forward(self, batch: Batch):
@@ -69,9 +79,6 @@ class NLUModule(pl.LightningModule):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._common_step(batch, "val")
 
-    def on_validation_epoch_start(self) -> None:
-        self._counts = torch.zeros(6, dtype=torch.long)
-
     def _accumulate(self, batch: Batch, output) -> None:
         paths = self.model.decode(output)
         pred_tags = [[self.tag_names[k] for k in path] for path in paths]
@@ -103,5 +110,52 @@ class NLUModule(pl.LightningModule):
         for name, value in metrics.items():
             self.log(name, value, prog_bar=True, sync_dist=False, rank_zero_only=False)
 
+    # Exponential moving average of the weights: updated after every step, swapped in for
+    # validation (so early stopping and the exported model see it) and out again for training.
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema_decay <= 0:
+            return
+        params = [p.detach() for p in self.model.parameters()]
+        if self._ema is None:
+            self._ema = [p.clone() for p in params]
+        else:
+            torch._foreach_lerp_(self._ema, params, 1.0 - self.ema_decay)
+
+    def on_validation_epoch_start(self) -> None:
+        self._counts = torch.zeros(6, dtype=torch.long)
+        if self._ema is not None and self._raw is None:
+            params = list(self.model.parameters())
+            self._raw = [p.detach().clone() for p in params]
+            with torch.no_grad():
+                torch._foreach_copy_([p.data for p in params], self._ema)
+
+    def on_train_epoch_start(self) -> None:
+        self._restore_training_weights()
+
+    def on_fit_end(self) -> None:
+        self._restore_training_weights()
+
+    def _restore_training_weights(self) -> None:
+        if self._raw is not None:
+            with torch.no_grad():
+                torch._foreach_copy_([p.data for p in self.model.parameters()], self._raw)
+            self._raw = None
+
     def configure_optimizers(self):
-        return torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule == "constant":
+            return optimizer
+        total = max(1, self.trainer.estimated_stepping_batches)
+        floor = self.lr_final
+
+        def factor(step: int) -> float:
+            progress = min(step / total, 1.0)
+            if self.lr_schedule == "linear":
+                return 1.0 - (1.0 - floor) * progress
+            return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -110,6 +110,9 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         lr=cfg.train.lr,
         weight_decay=cfg.train.weight_decay,
         word_dropout=cfg.train.word_dropout,
+        lr_schedule=cfg.train.lr_schedule,
+        lr_final=cfg.train.lr_final,
+        ema_decay=cfg.train.ema_decay,
     )
     run_dir = _new_run_dir(cfg)
     monitor = f"val_{cfg.train.monitor}"

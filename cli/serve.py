@@ -1,0 +1,51 @@
+"""`nlu serve [--model DIR] [--host 127.0.0.1] [--port 5005]`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli._output import default_model, user_errors
+
+TOKEN_ENV = "NLU_SERVER_TOKEN"
+
+
+def serve(
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory [default: $NLU_MODEL or runs/latest].")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5005,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar=TOKEN_ENV, help=f"Require this bearer token [env: {TOKEN_ENV}]."),
+    ] = None,
+    max_text_length: Annotated[
+        int, typer.Option(help="Longest text accepted (characters).")
+    ] = 2000,
+    max_batch: Annotated[int, typer.Option(help="Most texts in one /parse/batch request.")] = 256,
+    micro_batch: Annotated[
+        bool, typer.Option(help="Gather concurrent /model/parse requests into one forward pass.")
+    ] = False,
+    micro_batch_wait_ms: Annotated[float, typer.Option(help="How long to gather (ms).")] = 2.0,
+    threads: Annotated[int, typer.Option(help="Torch threads (0 keeps torch's default).")] = 0,
+) -> None:
+    """Serve a model over HTTP: POST /model/parse, POST /parse/batch, GET /health, GET /model."""
+    import uvicorn
+
+    from nlu.parser import Parser
+    from nlu.server import ServerSettings, create_app
+
+    with user_errors():
+        parser = Parser.load(default_model(model), num_threads=threads or None)
+    settings = ServerSettings(
+        max_text_length=max_text_length,
+        max_batch_texts=max_batch,
+        token=token,
+        micro_batch=micro_batch,
+        micro_batch_wait_ms=micro_batch_wait_ms,
+    )
+    typer.echo(f"serving {parser.config.name} on http://{host}:{port} (docs at /docs)", err=True)
+    uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")

@@ -1,0 +1,45 @@
+"""Training-side mechanics of the Lightning module that a full run would not show directly."""
+
+import torch
+
+from nlu.config import ModelConfig
+from nlu.model import build_model
+from nlu.training.module import NLUModule
+from nlu.vocab import build_vocabs
+
+
+def make_module(**kwargs) -> NLUModule:
+    vocabs = build_vocabs([["fly", "to", "boston"]], [["O", "O", "B-city"]], ["a", "b"])
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(word_dim=4, char_dim=0, hidden_dim=3), vocabs)
+    return NLUModule(model, vocabs.tags.itos, vocabs.intents.itos, **kwargs)
+
+
+def params(module: NLUModule) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.model.parameters()]
+
+
+def test_ema_is_swapped_in_for_validation_and_out_for_training():
+    module = make_module(ema_decay=0.5)
+    start = params(module)
+    module.on_train_batch_end(None, None, 0)  # EMA starts as a copy
+    with torch.no_grad():
+        for p in module.model.parameters():
+            p.add_(1.0)
+    module.on_train_batch_end(None, None, 1)  # EMA = halfway between start and start + 1
+    trained = params(module)
+    module.on_validation_epoch_start()
+    for p, s in zip(params(module), start):
+        torch.testing.assert_close(p, s + 0.5)
+    module.on_train_epoch_start()
+    for p, t in zip(params(module), trained):
+        torch.testing.assert_close(p, t)
+
+
+def test_without_ema_nothing_is_swapped():
+    module = make_module()
+    before = params(module)
+    module.on_train_batch_end(None, None, 0)
+    module.on_validation_epoch_start()
+    for p, b in zip(params(module), before):
+        torch.testing.assert_close(p, b)

@@ -1,0 +1,112 @@
+"""The HTTP server through FastAPI's test client: parses, limits, auth and every bad input."""
+
+import pytest
+from fastapi.testclient import TestClient
+
+from nlu.server import ServerSettings, create_app
+from tests.conftest import assert_same_parses
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["direct", "micro_batch"])
+def client(request, parser):
+    app = create_app(
+        parser, ServerSettings(max_text_length=50, max_batch_texts=3, micro_batch=request.param)
+    )
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def secured(parser):
+    with TestClient(create_app(parser, ServerSettings(token="s3cret"))) as c:
+        yield c
+
+
+def test_parse_is_rasa_shaped(client):
+    text = "Flights from Boston to London"
+    response = client.post("/model/parse", json={"text": text})
+    assert response.status_code == 200
+    body = response.json()
+    assert body["text"] == text and body["intent"]["name"] == "flight"
+    assert {e["value"] for e in body["entities"]} >= {"Boston", "London"}
+    for e in body["entities"]:
+        assert text[e["start"] : e["end"]] == e["value"] and e["extractor"] == "nlu"
+
+
+def test_batch_matches_single(client):
+    texts = ["taxi in boston", "cheapest fare to dallas"]
+    batch = client.post("/parse/batch", json={"texts": texts}).json()["results"]
+    singles = [client.post("/model/parse", json={"text": t}).json() for t in texts]
+    assert_same_parses(batch, singles)
+
+
+def test_health_model_and_docs(client):
+    assert client.get("/health").json() == {"status": "ok"}
+    model = client.get("/model").json()
+    assert model["name"] == "tiny" and model["format_version"] == 1
+    assert "flight" in model["intents"] and "toloc.city_name" in model["slot_types"]
+    assert "dev" in model["metrics"]
+    assert client.get("/docs").status_code == 200
+    assert "/model/parse" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"text": ""}, {"text": 42}, {"text": None}, {"text": ["a"]}, {"txt": "hi"}, [], "hi"],
+    ids=["missing", "empty", "number", "null", "list", "wrong-key", "array-body", "string-body"],
+)
+def test_bad_parse_input_is_422_with_a_message(client, body):
+    response = client.post("/model/parse", json=body)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+def test_invalid_json_is_422(client):
+    response = client.post(
+        "/model/parse", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"texts": []}, {"texts": "hi"}, {"texts": ["ok", 3]}, {"texts": ["ok", ""]}]
+)
+def test_bad_batch_input_is_422(client, body):
+    assert client.post("/parse/batch", json=body).status_code == 422
+
+
+def test_too_long_is_413(client):
+    response = client.post("/model/parse", json={"text": "a" * 51})
+    assert response.status_code == 413 and "limit is 50" in response.json()["detail"]
+    response = client.post("/parse/batch", json={"texts": ["ok", "b" * 51]})
+    assert response.status_code == 413 and "texts[1]" in response.json()["detail"]
+
+
+def test_too_many_texts_is_413(client):
+    response = client.post("/parse/batch", json={"texts": ["a", "b", "c", "d"]})
+    assert response.status_code == 413 and "limit is 3" in response.json()["detail"]
+
+
+def test_token_required_when_set(secured):
+    assert secured.post("/model/parse", json={"text": "hi"}).status_code == 401
+    wrong = {"Authorization": "Bearer nope"}
+    assert secured.post("/model/parse", json={"text": "hi"}, headers=wrong).status_code == 401
+    assert secured.get("/model").status_code == 401
+    assert secured.post("/parse/batch", json={"texts": ["hi"]}).status_code == 401
+    right = {"Authorization": "Bearer s3cret"}
+    assert secured.post("/model/parse", json={"text": "hi"}, headers=right).status_code == 200
+    assert secured.get("/health").status_code == 200  # health checks stay open
+
+
+def test_concurrent_requests_under_micro_batching(parser):
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = create_app(parser, ServerSettings(micro_batch=True, micro_batch_wait_ms=5))
+    texts = [f"flights from boston to london {'x ' * (i % 3)}" for i in range(24)]
+    with TestClient(app) as c:
+        with ThreadPoolExecutor(8) as pool:
+            responses = list(pool.map(lambda t: c.post("/model/parse", json={"text": t}), texts))
+    assert all(r.status_code == 200 for r in responses)
+    assert [r.json()["text"] for r in responses] == texts
+    expected = [p.intent for p in parser.parse_batch(texts)]
+    assert [r.json()["intent"]["name"] for r in responses] == expected
