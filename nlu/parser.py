@@ -16,6 +16,7 @@ from nlu import archive
 from nlu.config import ExperimentConfig
 from nlu.features import collate, featurize
 from nlu.model import JointModel, build_model
+from nlu.modules.crf import SpanRequest
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tags import spans
 from nlu.tokenizer import Tokenizer
@@ -77,41 +78,54 @@ class Parser:
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256, n_best: int = 0
     ) -> list[Prediction]:
         """Tags, slot spans and intent probabilities of pre-tokenized sentences."""
-        results: list[Prediction] = []
-        for lo in range(0, len(sentences), batch_size):
-            chunk = sentences[lo : lo + batch_size]
-            # An empty sentence still gets an intent: the model reads one unknown word.
-            batch = collate([featurize(s or [""], self.vocabs, self.tokenizer) for s in chunk])
-            output = self.model.forward_batch(batch)
-            paths = self.model.decode(output)
-            confidence = self.model.tag_head.confidence(output.tag_scores, batch.mask)
-            intent_probs = output.intent_logits.softmax(dim=-1).tolist()
-            for i, (sentence, path) in enumerate(zip(chunk, paths)):
-                if not sentence:
-                    results.append(Prediction([], [], intent_probs[i]))
-                    continue
-                alternatives = []
-                if n_best > 0:
-                    scores = output.tag_scores[i, : len(sentence)]
-                    for alt, score in self.model.tag_head.kbest(scores, n_best):
-                        alt_tags, alt_spans = self._spans(confidence, i, alt)
-                        alternatives.append((alt_tags, score, alt_spans))
-                tags, found = self._spans(confidence, i, path)
-                results.append(Prediction(tags, found, intent_probs[i], alternatives))
-        return results
+        # Batch sentences of similar length together (less padding), answer in input order.
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        results: list[Prediction | None] = [None] * len(sentences)
+        for lo in range(0, len(order), batch_size):
+            indices = order[lo : lo + batch_size]
+            chunk = [sentences[i] for i in indices]
+            for i, prediction in zip(indices, self._predict_batch(chunk, n_best)):
+                results[i] = prediction
+        return results  # type: ignore[return-value]
 
-    def _spans(
-        self, confidence, index: int, path: list[int]
-    ) -> tuple[list[str], list[tuple[Span, float]]]:
+    def _predict_batch(self, chunk: Sequence[Sequence[str]], n_best: int) -> list[Prediction]:
+        # An empty sentence still gets an intent: the model reads one unknown word.
+        batch = collate([featurize(s or [""], self.vocabs, self.tokenizer) for s in chunk])
+        output = self.model.forward_batch(batch)
+        head = self.model.tag_head
+        paths = self.model.decode(output)
+        intent_probs = output.intent_logits.softmax(dim=-1).tolist()
+        # Every candidate tag sequence of the batch: (sentence, path, score or None).
+        candidates: list[tuple[int, list[int], float | None]] = []
+        for i, (sentence, path) in enumerate(zip(chunk, paths)):
+            if not sentence:
+                continue
+            candidates.append((i, path, None))
+            if n_best > 0:
+                best = head.kbest(output.tag_scores[i, : len(sentence)], n_best)
+                candidates.extend((i, alt, score) for alt, score in best)
+        # Span confidences of all candidates in one go.
         names, ids = self.vocabs.tags.itos, self.vocabs.tags.stoi
-        tags = [names[k] for k in path]
-        found = []
-        for span in spans(tags):
-            inside = ids.get(f"I-{span.label}")
-            stop = [inside] if inside is not None else []
-            p = confidence.span(index, path[span.start : span.end], span.start, len(path), stop)
-            found.append((span, p))
-        return tags, found
+        tagged, requests = [], []
+        for i, path, _ in candidates:
+            tags = [names[k] for k in path]
+            found = spans(tags)
+            tagged.append((tags, found))
+            for span in found:
+                inside = ids.get(f"I-{span.label}")
+                stop = [inside] if inside is not None else []
+                requests.append(
+                    SpanRequest(i, span.start, path[span.start : span.end], len(path), stop)
+                )
+        confidences = iter(head.confidence(output.tag_scores, batch.mask).spans(requests))
+        predictions = [Prediction([], [], probs) for probs in intent_probs]
+        for (i, _, score), (tags, found) in zip(candidates, tagged):
+            scored = [(span, next(confidences)) for span in found]
+            if score is None:
+                predictions[i] = Prediction(tags, scored, intent_probs[i])
+            else:
+                predictions[i].n_best.append((tags, score, scored))
+        return predictions
 
     def parse(self, text: str, n_best: int = 0) -> Parse:
         """Intent and slots of one utterance as the user typed it.

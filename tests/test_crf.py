@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from nlu.modules.crf import LinearChainCRF
+from nlu.modules.crf import LinearChainCRF, SpanRequest
 from nlu.tags import allowed_starts, allowed_transitions
 
 
@@ -110,7 +110,9 @@ def test_span_probability_matches_brute_force():
         fb = crf.forward_backward(emissions, mask)
         for start, span_tags in [(1, [1, 2]), (2, [1, 2]), (0, [1]), (3, [3]), (1, [1, 2, 2])]:
             stop = [2]  # the span ends when the next tag is not I-x
-            got = crf.span_probability(fb, emissions, 0, span_tags, start, 4, stop)
+            (got,) = crf.span_probabilities(
+                fb, emissions, [SpanRequest(0, start, span_tags, 4, stop)]
+            )
             end = start + len(span_tags)
             expected = sum(
                 float(p)
@@ -133,3 +135,41 @@ def test_bio_constraints_at_decode_time():
         assert crf.decode(emissions, mask)[0] == list(candidates[int(scores.argmax())])
         marginals = crf.marginals(emissions, mask)
     assert float(marginals[0, 0, 2]) == 0.0 and float(marginals[0, 0, 4]) == 0.0
+
+
+def test_span_requests_across_a_padded_batch_equal_one_at_a_time():
+    crf = make_crf(5, seed=4)
+    emissions = torch.randn(3, 6, 5)
+    lengths = [6, 2, 4]
+    mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
+    requests = [
+        SpanRequest(0, 1, [1, 2, 2], 6, [2]),
+        SpanRequest(1, 0, [3], 2, [4]),
+        SpanRequest(1, 0, [3, 4], 2, [4]),
+        SpanRequest(2, 3, [1], 4, []),
+        SpanRequest(2, 0, [0, 1], 4, [2]),
+    ]
+    with torch.no_grad():
+        together = crf.span_probabilities(
+            crf.forward_backward(emissions, mask), emissions, requests
+        )
+        for r, got in zip(requests, together):
+            n = lengths[r.index]
+            alone_emissions = emissions[r.index : r.index + 1, :n]
+            alone_mask = torch.ones(1, n, dtype=torch.bool)
+            fb = crf.forward_backward(alone_emissions, alone_mask)
+            (expected,) = crf.span_probabilities(
+                fb, alone_emissions, [SpanRequest(0, r.start, r.tags, n, r.stop)]
+            )
+            assert got == pytest.approx(expected, abs=1e-6)
+
+
+def test_marginals_stay_finite_for_large_scores():
+    crf = make_crf(6, seed=5)
+    crf.crf.transitions.data *= 40
+    emissions = torch.randn(2, 7, 6) * 100
+    mask = torch.ones(2, 7, dtype=torch.bool)
+    with torch.no_grad():
+        marginals = crf.marginals(emissions, mask)
+    assert torch.isfinite(marginals).all()
+    torch.testing.assert_close(marginals.sum(dim=2), torch.ones(2, 7), atol=1e-4, rtol=0)

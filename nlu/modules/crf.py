@@ -3,7 +3,7 @@
 Training uses pytorch-crf's log-likelihood. Decoding does not use its `decode`, whose backtrace
 walks every sentence in Python: `viterbi` keeps the whole batch in tensors (one loop over time
 steps, none over sentences) and is tested equal to pytorch-crf's. `marginals` and
-`span_probability` run forward-backward for confidences; `kbest` finds the k best sequences.
+`span_probabilities` run forward-backward for confidences; `kbest` finds the k best sequences.
 """
 
 from __future__ import annotations
@@ -22,6 +22,24 @@ class ForwardBackward:
     alpha: Tensor  # (B, T, K): log-sum of all prefixes ending in tag k at t
     beta: Tensor  # (B, T, K): log-sum of all continuations after tag k at t (incl. end)
     log_z: Tensor  # (B,)
+
+
+@dataclass(frozen=True)
+class SpanRequest:
+    """A span whose probability is asked for: sentence `index` of the batch, tag ids from
+    token `start`, the sentence `length`, and the tags that may not follow it."""
+
+    index: int
+    start: int
+    tags: list[int]
+    length: int
+    stop: list[int]
+
+
+def _log_matmul(log_x: Tensor, exp_matrix: Tensor) -> Tensor:
+    """log(exp(log_x) @ exp_matrix), stable for log_x of any scale. log_x: (B, K)."""
+    top = log_x.max(dim=1, keepdim=True).values.clamp(min=-1e30)  # (B, 1); all -inf stays finite
+    return torch.log(torch.exp(log_x - top) @ exp_matrix) + top
 
 
 class LinearChainCRF(nn.Module):
@@ -91,17 +109,24 @@ class LinearChainCRF(nn.Module):
         return [row[:n] for row, n in zip(paths.tolist(), mask.sum(dim=1).tolist())]
 
     def forward_backward(self, emissions: Tensor, mask: Tensor) -> ForwardBackward:
-        """Forward and backward log-scores; positions past a sentence's end carry its last value."""
+        """Forward and backward log-scores; positions past a sentence's end carry its last value.
+
+        Each step is a (B, K) x (K, K) matrix product in exp space, rescaled by the running
+        maximum, instead of a logsumexp over a (B, K, K) tensor: same numbers, a fraction of
+        the work. Meant for inference (confidences), not for gradients.
+        """
         start, trans, end = self._scores()
         batch, seq_len, _ = emissions.shape
+        shift = trans.max()  # keeps exp() in range whatever the scale of the transitions
+        exp_trans = torch.exp(trans - shift)  # (K, K); forbidden moves become exactly 0
         alpha = [start + emissions[:, 0]]  # each (B, K)
         for t in range(1, seq_len):
-            step = torch.logsumexp(alpha[-1].unsqueeze(2) + trans, dim=1) + emissions[:, t]
+            step = _log_matmul(alpha[-1], exp_trans) + shift + emissions[:, t]
             alpha.append(torch.where(mask[:, t : t + 1], step, alpha[-1]))
         beta = [end.expand(batch, -1)] * seq_len
         for t in range(seq_len - 2, -1, -1):
             following = beta[t + 1] + emissions[:, t + 1]  # (B, K)
-            step = torch.logsumexp(trans + following.unsqueeze(1), dim=2)
+            step = _log_matmul(following, exp_trans.T) + shift
             beta[t] = torch.where(mask[:, t + 1 : t + 2], step, beta[t + 1])
         alphas, betas = torch.stack(alpha, dim=1), torch.stack(beta, dim=1)
         log_z = torch.logsumexp(alphas[:, -1] + end, dim=1)
@@ -113,37 +138,47 @@ class LinearChainCRF(nn.Module):
         probs = torch.exp(fb.alpha + fb.beta - fb.log_z[:, None, None])
         return probs * mask.unsqueeze(2)
 
-    def span_probability(
-        self,
-        fb: ForwardBackward,
-        emissions: Tensor,
-        index: int,
-        tags: list[int],
-        start: int,
-        length: int,
-        stop: list[int],
-    ) -> float:
-        """P(tags[start:start+len(tags)] are exactly `tags` and the next tag is not in `stop`).
+    def span_probabilities(
+        self, fb: ForwardBackward, emissions: Tensor, requests: list[SpanRequest]
+    ) -> list[float]:
+        """P(the tags of a span are exactly as requested and the tag after it is not a stop tag).
 
-        For a BIO span `B-x I-x` with `stop = [I-x]` this is the probability that the sentence
-        has exactly that span: the confidence of an entity.
+        For a BIO span `B-x I-x` with stop tags `[I-x]` this is the probability that the
+        sentence has exactly that span: the confidence of an entity. All requests of a batch
+        are scored together.
         """
+        if not requests:
+            return []
         _, trans, end = self._scores()
-        em = emissions[index]  # (T, K)
-        score = fb.alpha[index, start, tags[0]]
-        for offset in range(1, len(tags)):
-            t = start + offset
-            score = score + trans[tags[offset - 1], tags[offset]] + em[t, tags[offset]]
-        last, after = tags[-1], start + len(tags)
-        if after >= length:
-            tail = end[last]
-        else:
-            # Continue into any tag but the stop tags, then through the rest of the sentence.
-            options = trans[last] + em[after] + fb.beta[index, after]  # (K,)
-            keep = torch.ones_like(options, dtype=torch.bool)
-            keep[stop] = False
-            tail = torch.logsumexp(options[keep], dim=0)
-        return float(torch.exp(score + tail - fb.log_z[index]))
+        device = emissions.device
+        first = torch.tensor([(r.index, r.start, r.tags[0]) for r in requests], device=device)
+        score = fb.alpha[first[:, 0], first[:, 1], first[:, 2]]  # (N,)
+        # The path inside each span: transition and emission terms, summed per span.
+        steps = [
+            (n, r.index, r.start + o, r.tags[o - 1], r.tags[o])
+            for n, r in enumerate(requests)
+            for o in range(1, len(r.tags))
+        ]
+        if steps:
+            n, b, t, prev, cur = torch.tensor(steps, device=device).unbind(dim=1)
+            score = score.index_add(0, n, trans[prev, cur] + emissions[b, t, cur])
+        # After the span: the sentence ends, or continues with any tag but a stop tag.
+        last = torch.tensor([r.tags[-1] for r in requests], device=device)
+        tail = end[last]
+        inside = [n for n, r in enumerate(requests) if r.start + len(r.tags) < r.length]
+        if inside:
+            rows = torch.tensor(inside, device=device)
+            b = torch.tensor([requests[n].index for n in inside], device=device)
+            t = torch.tensor(
+                [requests[n].start + len(requests[n].tags) for n in inside], device=device
+            )
+            options = trans[last[rows]] + emissions[b, t] + fb.beta[b, t]  # (M, K)
+            for row, n in enumerate(inside):
+                if requests[n].stop:
+                    options[row, requests[n].stop] = float("-inf")
+            tail = tail.index_copy(0, rows, torch.logsumexp(options, dim=1))
+        index = torch.tensor([r.index for r in requests], device=device)
+        return torch.exp(score + tail - fb.log_z[index]).tolist()
 
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (emissions: (T, K)) with their scores."""

@@ -12,18 +12,26 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlu.modules.crf import LinearChainCRF, kbest_paths
+from nlu.modules.crf import LinearChainCRF, SpanRequest, kbest_paths
 
 
 class SoftmaxConfidence:
     """Span confidence under independent token softmaxes: the product of token probabilities."""
 
-    def __init__(self, probs: Tensor) -> None:
-        self.probs = probs  # (B, T, K)
+    def __init__(self, scores: Tensor) -> None:
+        self.log_probs = scores.log_softmax(dim=-1)  # (B, T, K)
 
-    def span(self, index: int, tags: list[int], start: int, length: int, stop: list[int]) -> float:
-        positions = torch.arange(start, start + len(tags))
-        return float(self.probs[index, positions, torch.tensor(tags)].prod())
+    def spans(self, requests: list[SpanRequest]) -> list[float]:
+        if not requests:
+            return []
+        steps = [
+            (n, r.index, r.start + o, tag)
+            for n, r in enumerate(requests)
+            for o, tag in enumerate(r.tags)
+        ]
+        n, b, t, tag = torch.tensor(steps).unbind(dim=1)
+        total = torch.zeros(len(requests)).index_add(0, n, self.log_probs[b, t, tag])
+        return torch.exp(total).tolist()
 
 
 class CRFConfidence:
@@ -33,8 +41,8 @@ class CRFConfidence:
         self.crf, self.scores = crf, scores
         self.fb = crf.forward_backward(scores, mask)
 
-    def span(self, index: int, tags: list[int], start: int, length: int, stop: list[int]) -> float:
-        return self.crf.span_probability(self.fb, self.scores, index, tags, start, length, stop)
+    def spans(self, requests: list[SpanRequest]) -> list[float]:
+        return self.crf.span_probabilities(self.fb, self.scores, requests)
 
 
 class SoftmaxTagHead(nn.Module):
@@ -66,7 +74,7 @@ class SoftmaxTagHead(nn.Module):
         return scores.softmax(dim=-1) * mask.unsqueeze(2)
 
     def confidence(self, scores: Tensor, mask: Tensor) -> SoftmaxConfidence:
-        return SoftmaxConfidence(self.marginals(scores, mask))
+        return SoftmaxConfidence(scores)
 
 
 class CRFTagHead(nn.Module):

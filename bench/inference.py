@@ -1,0 +1,128 @@
+"""Inference speed and confidence calibration of a trained model, on ATIS (or another dataset).
+
+    NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/inference.py --model runs/latest
+
+Measures, in one run and one process:
+- `Parser.parse` one utterance at a time over the test split: p50 / p99 latency;
+- `Parser.parse_batch` throughput at batch 256, next to the model forward pass + pytorch-crf's
+  own `decode` (the pre-vectorisation path) on the same batches;
+- expected calibration error (ECE) of slot and intent confidence on the dev split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from nlu.features import collate, featurize
+from nlu.parser import Parser
+from nlu.readers import read_seqio, resolve_split
+from nlu.tags import spans
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def latency(parser: Parser, texts: list[str], repeats: int) -> dict[str, float]:
+    for text in texts[:50]:
+        parser.parse(text)  # warm up
+    times = []
+    for _ in range(repeats):
+        for text in texts:
+            started = time.perf_counter()
+            parser.parse(text)
+            times.append((time.perf_counter() - started) * 1000)
+    return {
+        "p50_ms": percentile(times, 50),
+        "p99_ms": percentile(times, 99),
+        "mean_ms": statistics.mean(times),
+    }
+
+
+def throughput(parser: Parser, texts: list[str], batch_size: int, repeats: int) -> float:
+    parser.parse_batch(texts[:batch_size], batch_size=batch_size)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        parser.parse_batch(texts, batch_size=batch_size)
+    return repeats * len(texts) / (time.perf_counter() - started)
+
+
+@torch.inference_mode()
+def pytorch_crf_throughput(
+    parser: Parser, sentences: list[list[str]], batch_size: int, repeats: int
+) -> float:
+    """Forward pass + pytorch-crf's decode: the tags only, no confidence, no parse objects."""
+    crf = parser.model.tag_head.crf.crf
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for lo in range(0, len(sentences), batch_size):
+            chunk = sentences[lo : lo + batch_size]
+            batch = collate([featurize(s, parser.vocabs, parser.tokenizer) for s in chunk])
+            output = parser.model.forward_batch(batch)
+            crf.decode(output.tag_scores, mask=batch.mask)
+    return repeats * len(sentences) / (time.perf_counter() - started)
+
+
+def expected_calibration_error(pairs: list[tuple[float, bool]], bins: int = 10) -> float:
+    """Weighted mean |accuracy - confidence| over equal-width confidence bins (percent)."""
+    total, error = len(pairs), 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = [(c, ok) for c, ok in pairs if lo < c <= hi or (b == 0 and c == 0.0)]
+        if members:
+            confidence = statistics.mean(c for c, _ in members)
+            accuracy = statistics.mean(ok for _, ok in members)
+            error += len(members) / total * abs(accuracy - confidence)
+    return 100 * error
+
+
+def calibration(parser: Parser, examples) -> dict[str, float]:
+    predictions = parser.predict([e.tokens for e in examples], n_best=0)
+    slot_pairs, intent_pairs = [], []
+    intents = parser.vocabs.intents.itos
+    for example, prediction in zip(examples, predictions):
+        gold = set(spans(example.tags))
+        slot_pairs.extend((confidence, span in gold) for span, confidence in prediction.spans)
+        best = max(range(len(intents)), key=prediction.intent_probs.__getitem__)
+        intent_pairs.append((prediction.intent_probs[best], intents[best] == example.intent))
+    return {
+        "slot_ece": expected_calibration_error(slot_pairs),
+        "slot_mean_confidence": 100 * statistics.mean(c for c, _ in slot_pairs),
+        "slot_precision": 100 * statistics.mean(ok for _, ok in slot_pairs),
+        "intent_ece": expected_calibration_error(intent_pairs),
+        "predicted_slots": len(slot_pairs),
+    }
+
+
+def main() -> None:
+    parser_ = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser_.add_argument("--model", default="runs/latest")
+    parser_.add_argument("--data", default="atis")
+    parser_.add_argument("--threads", type=int, default=0)
+    parser_.add_argument("--repeats", type=int, default=3)
+    args = parser_.parse_args()
+    parser = Parser.load(args.model, num_threads=args.threads or None)
+    test = read_seqio(resolve_split(args.data, "test"))
+    texts = [" ".join(e.tokens) for e in test]
+    results = {
+        "model": args.model,
+        "torch_threads": torch.get_num_threads(),
+        "utterances": len(texts),
+        "parse": latency(parser, texts, args.repeats),
+        "parse_batch_256_per_s": throughput(parser, texts, 256, args.repeats),
+        "forward_plus_pytorch_crf_decode_256_per_s": pytorch_crf_throughput(
+            parser, [list(e.tokens) for e in test], 256, args.repeats
+        ),
+        "calibration_dev": calibration(parser, read_seqio(resolve_split(args.data, "valid"))),
+    }
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
