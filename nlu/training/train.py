@@ -61,9 +61,17 @@ class KeepBest(Callback):
             }
 
 
+def _is_worker_process() -> bool:
+    # Lightning's DDP launcher starts ranks > 0 as new processes with these set; only rank 0
+    # writes the run directory.
+    return any(int(os.environ.get(name, "0")) > 0 for name in ("LOCAL_RANK", "NODE_RANK"))
+
+
 def _new_run_dir(cfg: ExperimentConfig) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     base = Path(cfg.runs_dir) / f"{cfg.name}-{stamp}-seed{cfg.train.seed}"
+    if _is_worker_process():
+        return base
     run_dir, k = base, 1
     while run_dir.exists():
         k += 1
