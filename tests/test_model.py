@@ -59,3 +59,15 @@ def test_unseen_intent_and_tags_do_not_crash():
     out = model.forward_batch(batch)
     losses = model.loss(out, batch.tag_ids, batch.intent_ids)
     assert losses.intent.item() == 0.0 and torch.isfinite(losses.slot).item()
+
+
+def test_unpadded_batches_skip_packing_with_the_same_result():
+    model, vocabs = make(num_layers=2)
+    tok = Tokenizer()
+    batch = collate([featurize(s, vocabs, tok) for s in [SENTENCES[0], ["to", "boston", "fly"]]])
+    embedded = model.embedding(batch.word_ids, batch.char_ids)
+    fast = model.encoder(embedded, batch.mask)
+    padded_mask = torch.cat([batch.mask, torch.zeros(2, 1, dtype=torch.bool)], dim=1)
+    padded = torch.cat([embedded, torch.zeros(2, 1, embedded.shape[2])], dim=1)
+    packed = model.encoder(padded, padded_mask)[:, :3]
+    torch.testing.assert_close(fast, packed, atol=1e-6, rtol=0)

@@ -40,6 +40,9 @@ class RNNEncoder(nn.Module):
 
     def forward(self, inputs: Tensor, mask: Tensor) -> Tensor:
         """inputs: (B, T, E), mask: (B, T) bool -> states (B, T, output_dim), zero on padding."""
+        if bool(mask.all()):
+            # No padding (always so for one sentence): packing would only cost time.
+            return self.rnn(inputs)[0]
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
         packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
         states, _ = self.rnn(packed)
