@@ -13,7 +13,7 @@ from cli._output import default_model, user_errors, write_atomic
 
 def evaluate(
     model: Annotated[
-        Path | None, typer.Option(help="Model directory [default: $NLU_MODEL or runs/latest].")
+        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
     ] = None,
     data: Annotated[
         str, typer.Option(help="Dataset name under $NLU_DATA_DIR, or a folder.")

@@ -14,13 +14,13 @@ TOKEN_ENV = "NLU_SERVER_TOKEN"
 
 def serve(
     model: Annotated[
-        Path | None, typer.Option(help="Model directory [default: $NLU_MODEL or runs/latest].")
+        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
     ] = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5005,
     token: Annotated[
         str | None,
-        typer.Option(envvar=TOKEN_ENV, help=f"Require this bearer token [env: {TOKEN_ENV}]."),
+        typer.Option(envvar=TOKEN_ENV, help=f"Require this bearer token (or set {TOKEN_ENV})."),
     ] = None,
     max_text_length: Annotated[
         int, typer.Option(help="Longest text accepted (characters).")

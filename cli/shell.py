@@ -15,7 +15,7 @@ QUIT = {":quit", ":q", ":exit"}
 
 def shell(
     model: Annotated[
-        Path | None, typer.Option(help="Model directory [default: $NLU_MODEL or runs/latest].")
+        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
     ] = None,
     top: Annotated[int, typer.Option(help="Intents to show in the ranking.")] = 3,
 ) -> None:

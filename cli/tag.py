@@ -21,7 +21,7 @@ def tag(
         typer.Argument(help="Utterances to tag; '-' reads one per line from stdin."),
     ] = None,
     model: Annotated[
-        Path | None, typer.Option(help="Model directory [default: $NLU_MODEL or runs/latest].")
+        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each parse as one JSON line.")
