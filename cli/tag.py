@@ -42,8 +42,7 @@ def tag(
     with user_errors():
         parser = Parser.load(default_model(model))
         if input_file is not None:
-            lines = _read_input(input_file)
-            total = sum(1 for _ in _read_input(input_file))
+            lines, total = _read_input(input_file), _count_utterances(input_file)
         elif texts == ["-"]:
             lines, total = (line.rstrip("\n") for line in sys.stdin), None
         else:
@@ -79,6 +78,16 @@ def _read_input(path: Path) -> Iterator[str]:
             if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                 raise ValueError(f"{path}:{lineno}: expected an object with a string field 'text'")
             yield record["text"]
+
+
+def _count_utterances(path: Path) -> int | None:
+    """How many utterances `_read_input` will yield, for the progress bar (no JSON parsing)."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as f:
+        if path.suffix == ".jsonl":
+            return sum(1 for line in f if line.strip())
+        return sum(1 for _ in f)
 
 
 def _parse_stream(parser, lines: Iterable[str], n_best: int) -> Iterator:
