@@ -38,7 +38,8 @@ class ModelConfig:
     char_dim: int = 30  # 0 turns the character CNN off
     char_filters: int = 50
     char_kernel: int = 3
-    encoder: Literal["lstm"] = "lstm"
+    encoder: Literal["rnn", "irnn", "lstm", "peephole_lstm", "gru"] = "lstm"
+    forget_bias: float = 1.0  # initial forget-gate bias of lstm / peephole_lstm
     hidden_dim: int = 200  # per direction
     num_layers: int = 1
     bidirectional: bool = True

@@ -91,6 +91,7 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         num_layers=cfg.num_layers,
         bidirectional=cfg.bidirectional,
         dropout=cfg.dropout,
+        forget_bias=cfg.forget_bias,
     )
     if cfg.tag_head not in TAG_HEADS:
         raise ValueError(f"unknown tag head {cfg.tag_head!r}; expected one of {sorted(TAG_HEADS)}")

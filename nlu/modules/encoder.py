@@ -1,45 +1,74 @@
-"""Recurrent encoders over padded batches; padding never reaches the recurrent states."""
+"""Recurrent encoders over padded batches; padding never reaches the recurrent states.
+
+Five kinds, all (bi)directional and stackable with dropout between layers:
+- `rnn`: Elman RNN, h_t = tanh(W x_t + U h_{t-1} + b) (PyTorch's fused `nn.RNN`);
+- `irnn`: ReLU RNN with U = I and zero recurrent bias, small random W (Le, Jaitly & Hinton 2015);
+- `lstm`: PyTorch's fused `nn.LSTM`, forget-gate bias set to `forget_bias` (default 1.0);
+- `peephole_lstm`: LSTM whose input and forget gates see c_{t-1} and whose output gate sees c_t
+  through diagonal weights (Gers & Schmidhuber 2000); ours, see `PeepholeLSTM`;
+- `gru`: PyTorch's fused `nn.GRU`, h_t = (1 - z_t) * h_{t-1} + z_t * h~_t.
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-RNN_CLASSES = {"lstm": nn.LSTM}
+EncoderKind = Literal["rnn", "irnn", "lstm", "peephole_lstm", "gru"]
+ENCODER_KINDS = ("rnn", "irnn", "lstm", "peephole_lstm", "gru")
+IRNN_INPUT_STD = 0.001  # Le et al. draw the input weights from N(0, 0.001)
 
 
 class RNNEncoder(nn.Module):
-    """A (bi)directional, possibly stacked recurrent encoder, packed by the mask."""
+    """A (bi)directional, possibly stacked recurrent encoder of one of `ENCODER_KINDS`."""
 
     def __init__(
         self,
         input_dim: int,
         hidden_dim: int = 200,
-        kind: Literal["lstm"] = "lstm",
+        kind: EncoderKind = "lstm",
         num_layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.0,
+        forget_bias: float = 1.0,
     ) -> None:
         super().__init__()
-        if kind not in RNN_CLASSES:
-            raise ValueError(f"unknown encoder {kind!r}; expected one of {sorted(RNN_CLASSES)}")
+        if kind not in ENCODER_KINDS:
+            raise ValueError(f"unknown encoder {kind!r}; expected one of {list(ENCODER_KINDS)}")
         if num_layers < 1:
             raise ValueError(f"expected num_layers >= 1, got {num_layers}")
-        self.rnn = RNN_CLASSES[kind](
+        self.kind = kind
+        self.bidirectional = bidirectional
+        self.output_dim = hidden_dim * (2 if bidirectional else 1)
+        between = dropout if num_layers > 1 else 0.0
+        if kind == "peephole_lstm":
+            self.rnn: nn.Module = PeepholeLSTM(
+                input_dim, hidden_dim, num_layers, bidirectional, between, forget_bias
+            )
+            return
+        fused = {"rnn": nn.RNN, "irnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}[kind]
+        extra = {"nonlinearity": "relu"} if kind == "irnn" else {}
+        self.rnn = fused(
             input_dim,
             hidden_dim,
             num_layers=num_layers,
             bidirectional=bidirectional,
             batch_first=True,
-            dropout=dropout if num_layers > 1 else 0.0,
+            dropout=between,
+            **extra,
         )
-        self.bidirectional = bidirectional
-        self.output_dim = hidden_dim * (2 if bidirectional else 1)
+        if kind == "irnn":
+            _init_irnn(self.rnn)
+        elif kind == "lstm":
+            _init_forget_bias(self.rnn, hidden_dim, forget_bias)
 
     def forward(self, inputs: Tensor, mask: Tensor) -> Tensor:
         """inputs: (B, T, E), mask: (B, T) bool -> states (B, T, output_dim), zero on padding."""
+        if isinstance(self.rnn, PeepholeLSTM):
+            return self.rnn(inputs, mask)
         if bool(mask.all()):
             # No padding (always so for one sentence): packing would only cost time.
             return self.rnn(inputs)[0]
@@ -48,3 +77,127 @@ class RNNEncoder(nn.Module):
         states, _ = self.rnn(packed)
         states, _ = pad_packed_sequence(states, batch_first=True, total_length=inputs.shape[1])
         return states
+
+
+def _init_irnn(rnn: nn.RNN) -> None:
+    for name, param in rnn.named_parameters():
+        with torch.no_grad():
+            if name.startswith("weight_hh"):
+                param.copy_(torch.eye(param.shape[0]))
+            elif name.startswith("weight_ih"):
+                param.normal_(0.0, IRNN_INPUT_STD)
+            else:
+                param.zero_()
+
+
+def _init_forget_bias(rnn: nn.LSTM, hidden_dim: int, forget_bias: float) -> None:
+    # PyTorch orders the gates (input, forget, cell, output) and adds two biases: put the whole
+    # forget bias in one of them.
+    for name, param in rnn.named_parameters():
+        if name.startswith("bias"):
+            with torch.no_grad():
+                param[hidden_dim : 2 * hidden_dim] = forget_bias if "ih" in name else 0.0
+
+
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverse each sequence of x (B, T, ...) within its length; padding stays in place."""
+    seq_len = x.shape[1]
+    steps = torch.arange(seq_len, device=x.device).unsqueeze(0)  # (1, T)
+    index = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+class PeepholeLSTM(nn.Module):
+    """Stacked, optionally bidirectional LSTM with peephole connections.
+
+    Kept fast without a fused kernel: the input projection of every time step is one matrix
+    product, and both directions advance together in one loop over time (a batched matrix
+    product over the direction axis), so a step costs a handful of tensor operations.
+    """
+
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_dim: int,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.0,
+        forget_bias: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.hidden_dim = hidden_dim
+        self.directions = 2 if bidirectional else 1
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList(
+            PeepholeLayer(
+                input_dim if i == 0 else hidden_dim * self.directions,
+                hidden_dim,
+                self.directions,
+                forget_bias,
+            )
+            for i in range(num_layers)
+        )
+
+    def forward(self, inputs: Tensor, mask: Tensor) -> Tensor:
+        """inputs: (B, T, E), mask: (B, T) bool -> (B, T, directions * H), zero on padding."""
+        lengths = mask.sum(dim=1)
+        x = inputs
+        for i, layer in enumerate(self.layers):
+            if i > 0:
+                x = self.dropout(x)
+            x = layer(x, mask, lengths)
+        return x
+
+
+class PeepholeLayer(nn.Module):
+    """One peephole-LSTM layer with `directions` directions (1 or 2)."""
+
+    def __init__(
+        self, input_dim: int, hidden_dim: int, directions: int, forget_bias: float
+    ) -> None:
+        super().__init__()
+        h = hidden_dim
+        self.hidden_dim, self.directions = h, directions
+        # Gates in the order input, forget, cell, output, as PyTorch's LSTM.
+        self.weight_ih = nn.Parameter(torch.empty(directions, input_dim, 4 * h))
+        self.weight_hh = nn.Parameter(torch.empty(directions, h, 4 * h))
+        self.bias = nn.Parameter(torch.zeros(directions, 4 * h))
+        self.peephole = nn.Parameter(torch.empty(directions, 3, h))  # input, forget, output
+        bound = h**-0.5
+        for p in (self.weight_ih, self.weight_hh, self.peephole):
+            nn.init.uniform_(p, -bound, bound)
+        with torch.no_grad():
+            self.bias[:, h : 2 * h] = forget_bias
+
+    def forward(self, x: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
+        batch, seq_len, _ = x.shape
+        h = self.hidden_dim
+        # The backward direction reads each sentence reversed within its own length.
+        streams = [x] if self.directions == 1 else [x, reverse_padded(x, lengths)]
+        stacked = torch.stack(streams)  # (D, B, T, E)
+        # One input projection for all steps: (D, B, T, 4H).
+        projected = (
+            torch.einsum("dbte,deg->dbtg", stacked, self.weight_ih) + self.bias[:, None, None]
+        )
+        hidden = x.new_zeros(self.directions, batch, h)
+        cell = x.new_zeros(self.directions, batch, h)
+        p_in, p_forget, p_out = self.peephole.unbind(dim=1)  # each (D, H)
+        p_in, p_forget, p_out = p_in[:, None], p_forget[:, None], p_out[:, None]
+        outputs = []
+        for t in range(seq_len):
+            gates = torch.baddbmm(projected[:, :, t], hidden, self.weight_hh)  # (D, B, 4H)
+            i, f, g, o = gates.split(h, dim=2)
+            i = torch.sigmoid(i + p_in * cell)
+            f = torch.sigmoid(f + p_forget * cell)
+            new_cell = f * cell + i * torch.tanh(g)
+            o = torch.sigmoid(o + p_out * new_cell)
+            new_hidden = o * torch.tanh(new_cell)
+            keep = mask[:, t].view(1, batch, 1)  # padding leaves the state as it was
+            cell = torch.where(keep, new_cell, cell)
+            hidden = torch.where(keep, new_hidden, hidden)
+            outputs.append(new_hidden * keep)
+        states = torch.stack(outputs, dim=2)  # (D, B, T, H)
+        if self.directions == 1:
+            return states[0]
+        return torch.cat([states[0], reverse_padded(states[1], lengths)], dim=2)
