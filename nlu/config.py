@@ -45,6 +45,7 @@ class ModelConfig:
     bidirectional: bool = True
     dropout: float = 0.5
     tag_head: Literal["crf", "softmax"] = "crf"
+    constrained_decoding: bool = False  # never decode O -> I-x or B-x -> I-y
     intent_pooling: Literal["max", "mean", "last"] = "max"
     intent_weight: float = 1.0  # joint loss = slot loss + intent_weight * intent loss
 

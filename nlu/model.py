@@ -9,9 +9,11 @@ from torch import Tensor, nn
 
 from nlu.config import ModelConfig
 from nlu.features import IGNORE_INTENT, Batch
+from nlu.modules.crf import Constraints
 from nlu.modules.embedding import TokenEmbedding
 from nlu.modules.encoder import RNNEncoder
 from nlu.modules.heads import TAG_HEADS, IntentHead
+from nlu.tags import allowed_starts, allowed_transitions
 from nlu.vocab import Vocabs
 
 
@@ -95,7 +97,11 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
     )
     if cfg.tag_head not in TAG_HEADS:
         raise ValueError(f"unknown tag head {cfg.tag_head!r}; expected one of {sorted(TAG_HEADS)}")
-    tag_head = TAG_HEADS[cfg.tag_head](encoder.output_dim, num_tags=len(vocabs.tags))
+    constraints = None
+    if cfg.constrained_decoding:
+        tags = vocabs.tags.itos
+        constraints = Constraints(allowed_transitions(tags), allowed_starts(tags))
+    tag_head = TAG_HEADS[cfg.tag_head](encoder.output_dim, len(vocabs.tags), constraints)
     intent_head = IntentHead(
         encoder.output_dim, len(vocabs.intents), cfg.intent_pooling, cfg.bidirectional
     )

@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from nlu.modules.crf import LinearChainCRF, SpanRequest
+from nlu.modules.crf import Constraints, LinearChainCRF, SpanRequest
 from nlu.tags import allowed_starts, allowed_transitions
 
 
@@ -129,7 +129,7 @@ def test_bio_constraints_at_decode_time():
     crf.crf.transitions.data[0, 2] = 10.0  # make the forbidden O -> I-x attractive
     emissions = torch.randn(1, 4, 5)
     mask = torch.ones(1, 4, dtype=torch.bool)
-    crf.constrain(allowed, starts)
+    crf.constrain(Constraints(allowed, starts))
     candidates, scores = all_paths(crf, emissions[0], 4, 5, allowed=(set(allowed), set(starts)))
     with torch.no_grad():
         assert crf.decode(emissions, mask)[0] == list(candidates[int(scores.argmax())])

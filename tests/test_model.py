@@ -71,3 +71,39 @@ def test_unpadded_batches_skip_packing_with_the_same_result():
     padded = torch.cat([embedded, torch.zeros(2, 1, embedded.shape[2])], dim=1)
     packed = model.encoder(padded, padded_mask)[:, :3]
     torch.testing.assert_close(fast, packed, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("tag_head", ["crf", "softmax"])
+def test_constrained_decoding_never_breaks_bio(tag_head):
+    import itertools
+
+    from nlu.tags import repair
+
+    vocabs = build_vocabs(SENTENCES, [["O", "B-x", "I-x", "B-y", "I-y"]], ["a"])
+    cfg = ModelConfig(
+        word_dim=8, char_dim=0, hidden_dim=5, tag_head=tag_head, constrained_decoding=True
+    )
+    torch.manual_seed(3)
+    model = build_model(cfg, vocabs).eval()
+    with torch.no_grad():
+        for p in model.tag_head.proj.parameters():
+            torch.nn.init.normal_(p, std=3.0)  # scores strong enough to want I- after O
+        batch = collate([featurize(s, vocabs, Tokenizer()) for s in SENTENCES])
+        out = model.forward_batch(batch)
+        names = vocabs.tags.itos
+        for path in model.decode(out):
+            tags = [names[k] for k in path]
+            assert repair(tags)[1] == 0, tags
+        if tag_head == "softmax":  # Viterbi over log-probs = best allowed path by brute force
+            log_probs = out.tag_scores[2, :1].log_softmax(-1)  # "hi": one token
+            allowed = [k for k, t in enumerate(names) if not t.startswith("I-")]
+            best = max(allowed, key=lambda k: float(log_probs[0, k]))
+            assert model.decode(out)[2] == [best]
+            short = out.tag_scores[0, :3].log_softmax(-1)
+            candidates = [
+                p
+                for p in itertools.product(range(len(names)), repeat=3)
+                if repair([names[k] for k in p])[1] == 0
+            ]
+            top = max(candidates, key=lambda p: sum(float(short[t, k]) for t, k in enumerate(p)))
+            assert list(top) == model.tag_head.kbest(out.tag_scores[0, :3], 1)[0][0]

@@ -42,6 +42,24 @@ def _log_matmul(log_x: Tensor, exp_matrix: Tensor) -> Tensor:
     return torch.log(torch.exp(log_x - top) @ exp_matrix) + top
 
 
+@dataclass(frozen=True)
+class Constraints:
+    """Which tag may follow which, and which may start a sentence (see `nlu.tags`)."""
+
+    allowed: list[tuple[int, int]]
+    starts: list[int]
+
+    def biases(self, num_tags: int) -> tuple[Tensor, Tensor]:
+        """(start (K,), transitions (K, K)) with 0 where allowed and -inf where forbidden."""
+        start = torch.full((num_tags,), float("-inf"))
+        start[self.starts] = 0.0
+        trans = torch.full((num_tags, num_tags), float("-inf"))
+        if self.allowed:
+            i, j = zip(*self.allowed)
+            trans[list(i), list(j)] = 0.0
+        return start, trans
+
+
 class LinearChainCRF(nn.Module):
     """A CRF over `num_tags` tags; batch first, bool masks, right padding, mask[:, 0] True."""
 
@@ -53,14 +71,11 @@ class LinearChainCRF(nn.Module):
         self.register_buffer("start_bias", torch.zeros(num_tags), persistent=False)
         self.register_buffer("transition_bias", torch.zeros(num_tags, num_tags), persistent=False)
 
-    def constrain(self, allowed: list[tuple[int, int]], starts: list[int]) -> None:
-        """At decode time, forbid transitions not in `allowed` and starts not in `starts`."""
-        self.transition_bias.fill_(float("-inf"))
-        self.start_bias.fill_(float("-inf"))
-        if allowed:
-            i, j = zip(*allowed)
-            self.transition_bias[list(i), list(j)] = 0.0
-        self.start_bias[starts] = 0.0
+    def constrain(self, constraints: Constraints) -> None:
+        """At decode time, forbid the transitions and starts that `constraints` does not allow."""
+        start, trans = constraints.biases(self.num_tags)
+        self.start_bias.copy_(start)
+        self.transition_bias.copy_(trans)
 
     def _scores(self) -> tuple[Tensor, Tensor, Tensor]:
         c = self.crf
@@ -75,33 +90,8 @@ class LinearChainCRF(nn.Module):
         return -self.crf(emissions, tags, mask=mask, reduction="mean")
 
     def viterbi(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Best tag sequence of each sentence, batched.
-
-        Returns:
-            paths: (B, T) long, the best tags (0 on padding);
-            scores: (B,) the score of each best path.
-        """
-        start, trans, end = self._scores()
-        batch, seq_len, _ = emissions.shape
-        score = start + emissions[:, 0]  # (B, K)
-        history = []
-        for t in range(1, seq_len):
-            # best previous tag for each current tag: (B, K_prev, K) -> (B, K)
-            best, index = (score.unsqueeze(2) + trans).max(dim=1)
-            history.append(index)
-            score = torch.where(mask[:, t : t + 1], best + emissions[:, t], score)
-        score = score + end
-        best_score, last = score.max(dim=1)  # (B,)
-        lengths = mask.sum(dim=1)
-        paths = torch.zeros(batch, seq_len, dtype=torch.long, device=emissions.device)
-        current = last
-        for t in range(seq_len - 1, -1, -1):
-            active = t < lengths  # (B,)
-            paths[:, t] = torch.where(active, current, 0)
-            if t > 0:
-                previous = history[t - 1].gather(1, current.unsqueeze(1)).squeeze(1)
-                current = torch.where(active, previous, current)
-        return paths, best_score
+        """Best tag sequence of each sentence: (paths (B, T), scores (B,)); see `viterbi_paths`."""
+        return viterbi_paths(emissions, mask, *self._scores())
 
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Best tag ids of each sentence as lists trimmed to the sentence lengths."""
@@ -183,6 +173,40 @@ class LinearChainCRF(nn.Module):
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (emissions: (T, K)) with their scores."""
         return kbest_paths(emissions, k, *self._scores())
+
+
+def viterbi_paths(
+    emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Batched Viterbi: one loop over time steps, none over sentences.
+
+    Args:
+        emissions: (B, T, K); mask: (B, T) bool with right padding;
+        start, end: (K,) and trans: (K, K) scores (-inf forbids).
+
+    Returns:
+        paths: (B, T) long, the best tags (0 on padding); scores: (B,) their scores.
+    """
+    batch, seq_len, _ = emissions.shape
+    score = start + emissions[:, 0]  # (B, K)
+    history = []
+    for t in range(1, seq_len):
+        # best previous tag for each current tag: (B, K_prev, K) -> (B, K)
+        best, index = (score.unsqueeze(2) + trans).max(dim=1)
+        history.append(index)
+        score = torch.where(mask[:, t : t + 1], best + emissions[:, t], score)
+    score = score + end
+    best_score, last = score.max(dim=1)  # (B,)
+    lengths = mask.sum(dim=1)
+    paths = torch.zeros(batch, seq_len, dtype=torch.long, device=emissions.device)
+    current = last
+    for t in range(seq_len - 1, -1, -1):
+        active = t < lengths  # (B,)
+        paths[:, t] = torch.where(active, current, 0)
+        if t > 0:
+            previous = history[t - 1].gather(1, current.unsqueeze(1)).squeeze(1)
+            current = torch.where(active, previous, current)
+    return paths, best_score
 
 
 def kbest_paths(

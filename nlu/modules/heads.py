@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlu.modules.crf import LinearChainCRF, SpanRequest, kbest_paths
+from nlu.modules.crf import (
+    Constraints,
+    LinearChainCRF,
+    SpanRequest,
+    kbest_paths,
+    viterbi_paths,
+)
 
 
 class SoftmaxConfidence:
@@ -46,11 +52,22 @@ class CRFConfidence:
 
 
 class SoftmaxTagHead(nn.Module):
-    """Independent per-token softmax over tags."""
+    """Independent per-token softmax over tags; with constraints, decoded by Viterbi over
+    token log-probabilities so that no forbidden transition is produced."""
 
-    def __init__(self, input_dim: int, num_tags: int) -> None:
+    def __init__(
+        self, input_dim: int, num_tags: int, constraints: Constraints | None = None
+    ) -> None:
         super().__init__()
         self.proj = nn.Linear(input_dim, num_tags)
+        start, trans = (
+            constraints.biases(num_tags)
+            if constraints is not None
+            else (torch.zeros(num_tags), torch.zeros(num_tags, num_tags))
+        )
+        self.constrained = constraints is not None
+        self.register_buffer("start_bias", start, persistent=False)
+        self.register_buffer("transition_bias", trans, persistent=False)
 
     def forward(self, states: Tensor) -> Tensor:
         """states: (B, T, H) -> tag scores (B, T, K)."""
@@ -61,14 +78,20 @@ class SoftmaxTagHead(nn.Module):
         return F.cross_entropy(scores[mask], tags[mask])
 
     def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
-        best = scores.argmax(dim=-1)
+        if self.constrained:
+            end = self.start_bias.new_zeros(len(self.start_bias))
+            best, _ = viterbi_paths(
+                scores.log_softmax(dim=-1), mask, self.start_bias, self.transition_bias, end
+            )
+        else:
+            best = scores.argmax(dim=-1)
         return [row[:n] for row, n in zip(best.tolist(), mask.sum(dim=1).tolist())]
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         """k best sequences of one sentence (scores: (T, K)); a score is a sum of log-probs."""
-        zeros = scores.new_zeros(scores.shape[1])
+        end = self.start_bias.new_zeros(len(self.start_bias))
         log_probs = scores.log_softmax(dim=-1)
-        return kbest_paths(log_probs, k, zeros, zeros.new_zeros(len(zeros), len(zeros)), zeros)
+        return kbest_paths(log_probs, k, self.start_bias, self.transition_bias, end)
 
     def marginals(self, scores: Tensor, mask: Tensor) -> Tensor:
         return scores.softmax(dim=-1) * mask.unsqueeze(2)
@@ -78,12 +101,16 @@ class SoftmaxTagHead(nn.Module):
 
 
 class CRFTagHead(nn.Module):
-    """Linear emissions scored by a linear-chain CRF."""
+    """Linear emissions scored by a linear-chain CRF; constraints apply when decoding."""
 
-    def __init__(self, input_dim: int, num_tags: int) -> None:
+    def __init__(
+        self, input_dim: int, num_tags: int, constraints: Constraints | None = None
+    ) -> None:
         super().__init__()
         self.proj = nn.Linear(input_dim, num_tags)
         self.crf = LinearChainCRF(num_tags)
+        if constraints is not None:
+            self.crf.constrain(constraints)
 
     def forward(self, states: Tensor) -> Tensor:
         return self.proj(states)
