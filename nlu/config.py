@@ -44,9 +44,10 @@ class ModelConfig:
     num_layers: int = 1
     bidirectional: bool = True
     dropout: float = 0.5
+    locked_dropout: bool = False  # one dropout mask per sentence, shared by all time steps
     tag_head: Literal["crf", "softmax"] = "crf"
     constrained_decoding: bool = False  # never decode O -> I-x or B-x -> I-y
-    intent_pooling: Literal["max", "mean", "last"] = "max"
+    intent_pooling: Literal["max", "mean", "last", "attention"] = "max"
     intent_weight: float = 1.0  # joint loss = slot loss + intent_weight * intent loss
 
 
@@ -61,7 +62,8 @@ class TrainConfig:
     max_epochs: int = 30
     patience: int = 8  # epochs without dev improvement before stopping
     monitor: Literal["sentence_accuracy", "slot_f1", "intent_accuracy"] = "sentence_accuracy"
-    gradient_clip: float = 5.0  # max gradient norm; 0 turns clipping off
+    gradient_clip: float = 5.0  # max gradient norm (or value); 0 turns clipping off
+    gradient_clip_algorithm: Literal["norm", "value"] = "norm"
     word_dropout: float = 0.0  # replace a training word by UNK with this probability
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to lr_final * lr
     lr_final: float = 0.05

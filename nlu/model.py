@@ -33,6 +33,21 @@ class Losses:
     intent: Tensor
 
 
+class LockedDropout(nn.Module):
+    """Variational dropout: the same units are dropped at every time step of a sentence."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: (B, T, D)."""
+        if not self.training or self.p == 0:
+            return x
+        keep = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p)
+        return x * keep / (1 - self.p)
+
+
 class JointModel(nn.Module):
     """Shared encoder with a slot-tagging head and an intent head."""
 
@@ -44,13 +59,14 @@ class JointModel(nn.Module):
         intent_head: IntentHead,
         dropout: float = 0.5,
         intent_weight: float = 1.0,
+        locked_dropout: bool = False,
     ) -> None:
         super().__init__()
         self.embedding = embedding
         self.encoder = encoder
         self.tag_head = tag_head
         self.intent_head = intent_head
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = LockedDropout(dropout) if locked_dropout else nn.Dropout(dropout)
         self.intent_weight = intent_weight
 
     def forward(self, word_ids: Tensor, char_ids: Tensor, mask: Tensor) -> Output:
@@ -105,4 +121,12 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
     intent_head = IntentHead(
         encoder.output_dim, len(vocabs.intents), cfg.intent_pooling, cfg.bidirectional
     )
-    return JointModel(embedding, encoder, tag_head, intent_head, cfg.dropout, cfg.intent_weight)
+    return JointModel(
+        embedding,
+        encoder,
+        tag_head,
+        intent_head,
+        cfg.dropout,
+        cfg.intent_weight,
+        cfg.locked_dropout,
+    )

@@ -96,6 +96,10 @@ def test_train_from_the_cli(tmp_path):
         "--set",
         "train.ema_decay=0.9",
         "--set",
+        "train.gradient_clip_algorithm=value",
+        "--set",
+        "model.locked_dropout=true",
+        "--set",
         f"runs_dir={tmp_path}",
     ]
     result = invoke(*args)

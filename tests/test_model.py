@@ -30,7 +30,7 @@ def make(tag_head: str = "crf", pooling: str = "max", num_layers: int = 1):
 
 
 @pytest.mark.parametrize("tag_head", ["crf", "softmax"])
-@pytest.mark.parametrize("pooling", ["max", "mean", "last"])
+@pytest.mark.parametrize("pooling", ["max", "mean", "last", "attention"])
 def test_padding_never_changes_a_sentence(tag_head, pooling):
     model, vocabs = make(tag_head, pooling, num_layers=2)
     tok = Tokenizer()
@@ -107,3 +107,15 @@ def test_constrained_decoding_never_breaks_bio(tag_head):
             ]
             top = max(candidates, key=lambda p: sum(float(short[t, k]) for t, k in enumerate(p)))
             assert list(top) == model.tag_head.kbest(out.tag_scores[0, :3], 1)[0][0]
+
+
+def test_locked_dropout_drops_the_same_units_at_every_step():
+    from nlu.model import LockedDropout
+
+    dropout = LockedDropout(0.5).train()
+    torch.manual_seed(0)
+    out = dropout(torch.ones(3, 6, 10))
+    dropped = out == 0  # (B, T, D)
+    assert dropped.any() and (dropped == dropped[:, :1]).all()
+    assert set(out.unique().tolist()) <= {0.0, 2.0}
+    assert torch.equal(dropout.eval()(torch.ones(2, 2, 2)), torch.ones(2, 2, 2))

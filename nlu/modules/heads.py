@@ -135,7 +135,7 @@ class CRFTagHead(nn.Module):
 
 TAG_HEADS = {"softmax": SoftmaxTagHead, "crf": CRFTagHead}
 
-Pooling = Literal["max", "mean", "last"]
+Pooling = Literal["max", "mean", "last", "attention"]
 
 
 def pool(states: Tensor, mask: Tensor, how: Pooling, bidirectional: bool = True) -> Tensor:
@@ -153,7 +153,23 @@ def pool(states: Tensor, mask: Tensor, how: Pooling, bidirectional: bool = True)
         half = states.shape[2] // 2
         # The backward direction ends at the first token.
         return torch.cat([final[:, :half], states[:, 0, half:]], dim=1)
-    raise ValueError(f"unknown pooling {how!r}; expected one of ['last', 'max', 'mean']")
+    raise ValueError(
+        f"unknown pooling {how!r}; expected one of ['attention', 'last', 'max', 'mean']"
+    )
+
+
+class AttentionPool(nn.Module):
+    """Additive attention over the tokens: a_t = softmax(v . tanh(W h_t)), pooled = sum a_t h_t."""
+
+    def __init__(self, input_dim: int) -> None:
+        super().__init__()
+        self.proj = nn.Linear(input_dim, input_dim)
+        self.score = nn.Linear(input_dim, 1, bias=False)
+
+    def forward(self, states: Tensor, mask: Tensor) -> Tensor:
+        scores = self.score(torch.tanh(self.proj(states))).squeeze(2)  # (B, T)
+        weights = scores.masked_fill(~mask, float("-inf")).softmax(dim=1)  # (B, T)
+        return torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, H)
 
 
 class IntentHead(nn.Module):
@@ -165,8 +181,11 @@ class IntentHead(nn.Module):
         super().__init__()
         self.pooling = pooling
         self.bidirectional = bidirectional
+        self.attention = AttentionPool(input_dim) if pooling == "attention" else None
         self.proj = nn.Linear(input_dim, num_intents)
 
     def forward(self, states: Tensor, mask: Tensor) -> Tensor:
         """states: (B, T, H), mask: (B, T) -> intent logits (B, num_intents)."""
+        if self.attention is not None:
+            return self.proj(self.attention(states, mask))
         return self.proj(pool(states, mask, self.pooling, self.bidirectional))

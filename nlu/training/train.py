@@ -132,7 +132,7 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         strategy=cfg.train.strategy,
         precision=cfg.train.precision,
         gradient_clip_val=cfg.train.gradient_clip or None,
-        gradient_clip_algorithm="norm",
+        gradient_clip_algorithm=cfg.train.gradient_clip_algorithm,
         callbacks=[EarlyStopping(monitor, mode="max", patience=cfg.train.patience), keep_best],
         logger=CSVLogger(save_dir=str(run_dir), name="", version="logs"),
         enable_checkpointing=False,
