@@ -95,8 +95,7 @@ class LinearChainCRF(nn.Module):
 
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Best tag ids of each sentence as lists trimmed to the sentence lengths."""
-        paths, _ = self.viterbi(emissions, mask)
-        return [row[:n] for row, n in zip(paths.tolist(), mask.sum(dim=1).tolist())]
+        return trim_paths(self.viterbi(emissions, mask)[0], mask)
 
     def forward_backward(self, emissions: Tensor, mask: Tensor) -> ForwardBackward:
         """Forward and backward log-scores; positions past a sentence's end carry its last value.
@@ -173,6 +172,11 @@ class LinearChainCRF(nn.Module):
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (emissions: (T, K)) with their scores."""
         return kbest_paths(emissions, k, *self._scores())
+
+
+def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:
+    """Padded paths (B, T) as lists trimmed to each sentence's length."""
+    return [row[:n] for row, n in zip(paths.tolist(), mask.sum(dim=1).tolist())]
 
 
 def viterbi_paths(

@@ -17,6 +17,7 @@ from nlu.modules.crf import (
     LinearChainCRF,
     SpanRequest,
     kbest_paths,
+    trim_paths,
     viterbi_paths,
 )
 
@@ -68,6 +69,7 @@ class SoftmaxTagHead(nn.Module):
         self.constrained = constraints is not None
         self.register_buffer("start_bias", start, persistent=False)
         self.register_buffer("transition_bias", trans, persistent=False)
+        self.register_buffer("end_bias", torch.zeros(num_tags), persistent=False)
 
     def forward(self, states: Tensor) -> Tensor:
         """states: (B, T, H) -> tag scores (B, T, K)."""
@@ -79,22 +81,17 @@ class SoftmaxTagHead(nn.Module):
 
     def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
         if self.constrained:
-            end = self.start_bias.new_zeros(len(self.start_bias))
-            best, _ = viterbi_paths(
-                scores.log_softmax(dim=-1), mask, self.start_bias, self.transition_bias, end
-            )
+            best, _ = viterbi_paths(scores.log_softmax(dim=-1), mask, *self._scores())
         else:
             best = scores.argmax(dim=-1)
-        return [row[:n] for row, n in zip(best.tolist(), mask.sum(dim=1).tolist())]
+        return trim_paths(best, mask)
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         """k best sequences of one sentence (scores: (T, K)); a score is a sum of log-probs."""
-        end = self.start_bias.new_zeros(len(self.start_bias))
-        log_probs = scores.log_softmax(dim=-1)
-        return kbest_paths(log_probs, k, self.start_bias, self.transition_bias, end)
+        return kbest_paths(scores.log_softmax(dim=-1), k, *self._scores())
 
-    def marginals(self, scores: Tensor, mask: Tensor) -> Tensor:
-        return scores.softmax(dim=-1) * mask.unsqueeze(2)
+    def _scores(self) -> tuple[Tensor, Tensor, Tensor]:
+        return self.start_bias, self.transition_bias, self.end_bias
 
     def confidence(self, scores: Tensor, mask: Tensor) -> SoftmaxConfidence:
         return SoftmaxConfidence(scores)
@@ -125,9 +122,6 @@ class CRFTagHead(nn.Module):
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         return self.crf.kbest(scores, k)
-
-    def marginals(self, scores: Tensor, mask: Tensor) -> Tensor:
-        return self.crf.marginals(scores, mask)
 
     def confidence(self, scores: Tensor, mask: Tensor) -> CRFConfidence:
         return CRFConfidence(self.crf, scores, mask)
