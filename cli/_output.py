@@ -58,3 +58,13 @@ def write_atomic_lines(path: Path, lines: Iterable[str]) -> None:
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to `path` through a temporary file (see `write_atomic_lines`)."""
     write_atomic_lines(path, [text.removesuffix("\n")])
+
+
+def highlighted(parse):
+    """The parse's text as a rich `Text` with its slot spans highlighted."""
+    from rich.text import Text
+
+    sentence = Text(parse.text)
+    for e in parse.entities:
+        sentence.stylize("bold cyan underline", e.start, e.end)
+    return sentence

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import default_model, user_errors
+from cli._output import default_model, highlighted, user_errors
 
 HISTORY = Path("~/.nlu_history").expanduser()
 QUIT = {":quit", ":q", ":exit"}
@@ -48,12 +48,8 @@ def shell(
 
 
 def _show(console, parse, top: int) -> None:
-    from rich.text import Text
 
-    sentence = Text(parse.text)
-    for e in parse.entities:
-        sentence.stylize("bold cyan underline", e.start, e.end)
-    console.print(sentence)
+    console.print(highlighted(parse))
     for e in parse.entities:
         console.print(f"  [cyan]{e.entity}[/cyan] = {e.value!r}  ({e.confidence:.2f})")
     ranking = "  ".join(f"{name} {conf:.2f}" for name, conf in parse.intent_ranking[:top])

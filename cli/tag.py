@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import default_model, fail, user_errors, write_atomic_lines
+from cli._output import default_model, fail, highlighted, user_errors, write_atomic_lines
 
 CHUNK = 256  # utterances parsed per batch when streaming
 
@@ -118,13 +118,9 @@ def _write_with_progress(path: Path, parses: Iterator, total: int | None) -> Non
 def _render(parse) -> None:
     from rich.console import Console
     from rich.table import Table
-    from rich.text import Text
 
     console = Console(highlight=False)
-    sentence = Text(parse.text)
-    for e in parse.entities:
-        sentence.stylize("bold cyan underline", e.start, e.end)
-    console.print(sentence)
+    console.print(highlighted(parse))
     console.print(f"intent: [bold]{parse.intent}[/bold] ({parse.intent_confidence:.3f})")
     if not parse.entities:
         console.print("slots: none")
