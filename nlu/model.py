@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from nlu.config import ModelConfig
 from nlu.features import IGNORE_INTENT, Batch
+from nlu.modules.attention import SelfAttentionBlock
 from nlu.modules.crf import Constraints
 from nlu.modules.embedding import TokenEmbedding
 from nlu.modules.encoder import RNNEncoder
@@ -48,8 +50,30 @@ class LockedDropout(nn.Module):
         return x * keep / (1 - self.p)
 
 
+class IntentContext(nn.Module):
+    """The predicted intent distribution, embedded: what the slot tagger learns from the intent.
+
+    A token's tag often depends on the intent ("6 pm" is a departure time when booking a flight,
+    an arrival time when asking when it lands); the soft distribution keeps this differentiable.
+    """
+
+    def __init__(self, num_intents: int, dim: int) -> None:
+        super().__init__()
+        self.embed = nn.Linear(num_intents, dim, bias=False)
+        self.output_dim = dim
+
+    def forward(self, intent_logits: Tensor, seq_len: int) -> Tensor:
+        """intent_logits: (B, num_intents) -> (B, T, dim), the same vector at every position."""
+        context = self.embed(intent_logits.softmax(dim=-1))  # (B, dim)
+        return context.unsqueeze(1).expand(-1, seq_len, -1)
+
+
 class JointModel(nn.Module):
-    """Shared encoder with a slot-tagging head and an intent head."""
+    """Shared encoder with a slot-tagging head and an intent head.
+
+    Optional parts: a self-attention block over the encoder states, and the embedded intent
+    distribution appended to every token's features before the tag head.
+    """
 
     def __init__(
         self,
@@ -60,10 +84,14 @@ class JointModel(nn.Module):
         dropout: float = 0.5,
         intent_weight: float = 1.0,
         locked_dropout: bool = False,
+        attention: SelfAttentionBlock | None = None,
+        intent_context: IntentContext | None = None,
     ) -> None:
         super().__init__()
         self.embedding = embedding
         self.encoder = encoder
+        self.attention = attention
+        self.intent_context = intent_context
         self.tag_head = tag_head
         self.intent_head = intent_head
         self.dropout = LockedDropout(dropout) if locked_dropout else nn.Dropout(dropout)
@@ -72,8 +100,15 @@ class JointModel(nn.Module):
     def forward(self, word_ids: Tensor, char_ids: Tensor, mask: Tensor) -> Output:
         """word_ids: (B, T), char_ids: (B, T, L), mask: (B, T) bool."""
         embedded = self.dropout(self.embedding(word_ids, char_ids))  # (B, T, E)
-        states = self.dropout(self.encoder(embedded, mask))  # (B, T, H)
-        return Output(self.tag_head(states), self.intent_head(states, mask), mask)
+        states = self.encoder(embedded, mask)  # (B, T, H)
+        if self.attention is not None:
+            states = self.attention(states, mask)
+        states = self.dropout(states)
+        intent_logits = self.intent_head(states, mask)  # (B, num_intents)
+        if self.intent_context is not None:
+            context = self.intent_context(intent_logits, states.shape[1])  # (B, T, C)
+            states = torch.cat([states, context], dim=-1)  # (B, T, H + C)
+        return Output(self.tag_head(states), intent_logits, mask)
 
     def forward_batch(self, batch: Batch) -> Output:
         return self(batch.word_ids, batch.char_ids, batch.mask)
@@ -117,7 +152,14 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
     if cfg.constrained_decoding:
         tags = vocabs.tags.itos
         constraints = Constraints(allowed_transitions(tags), allowed_starts(tags))
-    tag_head = TAG_HEADS[cfg.tag_head](encoder.output_dim, len(vocabs.tags), constraints)
+    attention = None
+    if cfg.attention_heads > 0:
+        attention = SelfAttentionBlock(encoder.output_dim, cfg.attention_heads, cfg.dropout)
+    intent_context = None
+    if cfg.slot_intent_dim > 0:
+        intent_context = IntentContext(len(vocabs.intents), cfg.slot_intent_dim)
+    tag_input_dim = encoder.output_dim + cfg.slot_intent_dim
+    tag_head = TAG_HEADS[cfg.tag_head](tag_input_dim, len(vocabs.tags), constraints)
     intent_head = IntentHead(
         encoder.output_dim, len(vocabs.intents), cfg.intent_pooling, cfg.bidirectional
     )
@@ -129,4 +171,6 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         cfg.dropout,
         cfg.intent_weight,
         cfg.locked_dropout,
+        attention,
+        intent_context,
     )

@@ -14,7 +14,7 @@ SENTENCES = [
 ]
 
 
-def make(tag_head: str = "crf", pooling: str = "max", num_layers: int = 1):
+def make(tag_head: str = "crf", pooling: str = "max", num_layers: int = 1, **extra):
     vocabs = build_vocabs(SENTENCES, [["O", "B-x", "I-x"]], ["a", "b"])
     cfg = ModelConfig(
         word_dim=8,
@@ -24,6 +24,7 @@ def make(tag_head: str = "crf", pooling: str = "max", num_layers: int = 1):
         tag_head=tag_head,
         intent_pooling=pooling,
         num_layers=num_layers,
+        **extra,
     )
     torch.manual_seed(0)
     return build_model(cfg, vocabs).eval(), vocabs
@@ -39,6 +40,35 @@ def test_padding_never_changes_a_sentence(tag_head, pooling):
     n = len(SENTENCES[0])
     torch.testing.assert_close(batch.tag_scores[0, :n], alone.tag_scores[0], atol=1e-6, rtol=0)
     torch.testing.assert_close(batch.intent_logits[0], alone.intent_logits[0], atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{"attention_heads": 2}, {"slot_intent_dim": 3}, {"attention_heads": 1, "slot_intent_dim": 4}],
+)
+def test_attention_and_intent_context_keep_padding_out(extra):
+    model, vocabs = make("crf", "attention", **extra)
+    tok = Tokenizer()
+    alone = model.forward_batch(collate([featurize(SENTENCES[1], vocabs, tok)]))
+    batch = model.forward_batch(collate([featurize(s, vocabs, tok) for s in SENTENCES]))
+    n = len(SENTENCES[1])
+    torch.testing.assert_close(batch.tag_scores[1, :n], alone.tag_scores[0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(batch.intent_logits[1], alone.intent_logits[0], atol=1e-5, rtol=0)
+
+
+def test_intent_context_feeds_the_tag_scores():
+    model, vocabs = make(slot_intent_dim=3)
+    batch = collate([featurize(SENTENCES[0], vocabs, Tokenizer())])
+    before = model.forward_batch(batch)
+    with torch.no_grad():
+        model.intent_head.proj.bias[0] += 10.0  # move the intent distribution only
+    after = model.forward_batch(batch)
+    assert not torch.allclose(before.tag_scores, after.tag_scores)
+    batch_tags = collate([featurize(SENTENCES[0], vocabs, Tokenizer(), ["O"] * 3, "a")])
+    out = model.forward_batch(batch_tags)
+    model.loss(out, batch_tags.tag_ids, batch_tags.intent_ids).slot.backward()
+    # The slot loss trains the intent head too, through the context.
+    assert model.intent_head.proj.weight.grad.abs().sum() > 0
 
 
 def test_joint_loss_is_slot_plus_weighted_intent():
