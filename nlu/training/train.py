@@ -34,7 +34,9 @@ class TrainResult:
     run_dir: Path
     model_dir: Path
     best_epoch: int
-    seconds: float
+    seconds: float  # the whole call: data, training, export and scoring
+    fit_seconds: float  # the training loop alone
+    epochs: int  # epochs run (fewer than max_epochs when early stopping fired)
     reports: dict[str, Report]  # split name -> report of the exported model
 
 
@@ -142,7 +144,9 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         log_every_n_steps=20,
         default_root_dir=str(run_dir),
     )
+    fit_started = time.perf_counter()
     trainer.fit(module, datamodule=data)
+    fit_seconds = time.perf_counter() - fit_started
     if keep_best.state is not None:
         model.load_state_dict(keep_best.state)
     model = model.cpu().eval()
@@ -162,7 +166,15 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         archive.save(model_dir, cfg, vocabs, model, info)
         (run_dir / "metrics.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
         _point_latest(run_dir)
-    return TrainResult(run_dir, model_dir, keep_best.best_epoch, seconds, reports)
+    return TrainResult(
+        run_dir,
+        model_dir,
+        keep_best.best_epoch,
+        seconds,
+        fit_seconds,
+        trainer.current_epoch,
+        reports,
+    )
 
 
 def _score_splits(parser: Parser, cfg: ExperimentConfig, data: NLUDataModule) -> dict[str, Report]:

@@ -1,0 +1,207 @@
+"""Every encoder x tag head on ATIS and SNIPS under one fixed budget, 3 seeds each.
+
+    NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/encoders.py --workers 2
+    .venv/bin/python bench/encoders.py --table        # Markdown tables from the saved results
+
+The grid: {rnn, irnn, lstm, peephole_lstm, gru} x {softmax, crf}, bidirectional, plus
+unidirectional lstm and gru with the CRF head; on ATIS and SNIPS; seeds 1-3. Each run starts from
+the dataset's default config (`configs/<dataset>_bilstm_crf.yaml`) with only the encoder, the tag
+head and the direction changed, and trains for exactly `--epochs` epochs (early stopping off; the
+best dev epoch is still the one scored). Each run is its own process with one torch thread, so
+`--workers 2` keeps both cores busy without the runs fighting over them.
+
+One JSON file per run in bench/results/encoders/; a run whose file exists is skipped, so an
+interrupted grid resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+RESULTS = Path("bench/results/encoders")
+ENCODERS = ("rnn", "irnn", "lstm", "peephole_lstm", "gru")
+HEADS = ("softmax", "crf")
+DEFAULT_EPOCHS = {"atis": 12, "snips": 6}
+INFERENCE_SENTENCES = 200
+
+
+@dataclass(frozen=True)
+class Job:
+    dataset: str
+    encoder: str
+    head: str
+    bidirectional: bool
+    seed: int
+    epochs: int
+
+    @property
+    def name(self) -> str:
+        direction = "bi" if self.bidirectional else "uni"
+        return f"{self.dataset}_{self.encoder}_{self.head}_{direction}"
+
+    @property
+    def path(self) -> Path:
+        return RESULTS / f"{self.name}_seed{self.seed}.json"
+
+
+def grid(datasets: list[str], seeds: list[int], epochs: dict[str, int]) -> list[Job]:
+    jobs = []
+    for dataset in datasets:
+        for seed in seeds:
+            for encoder in ENCODERS:
+                for head in HEADS:
+                    jobs.append(Job(dataset, encoder, head, True, seed, epochs[dataset]))
+            for encoder in ("lstm", "gru"):
+                jobs.append(Job(dataset, encoder, "crf", False, seed, epochs[dataset]))
+    return jobs
+
+
+def measure(model_dir: Path, sentences: list[str]) -> tuple[int, float]:
+    """Trainable parameters of the saved model, and the median wall time of `Parser.parse`
+    on one utterance at a time (after a warm-up), in ms."""
+    from nlu.parser import Parser
+
+    parser = Parser.load(model_dir)
+    params = sum(p.numel() for p in parser.model.parameters())
+    for text in sentences[:10]:
+        parser.parse(text)
+    times = []
+    for text in sentences:
+        started = time.perf_counter()
+        parser.parse(text)
+        times.append(time.perf_counter() - started)
+    return params, 1000 * statistics.median(times)
+
+
+def run(job: Job) -> dict:
+    """Train one cell of the grid in this (fresh) process and write its JSON."""
+    import torch
+
+    from nlu.config import load_config
+    from nlu.readers import read_seqio, resolve_split
+    from nlu.training.train import train
+
+    torch.set_num_threads(1)
+    cfg = load_config(
+        Path(f"configs/{job.dataset}_bilstm_crf.yaml"),
+        [
+            f"name={job.name}",
+            "runs_dir=runs/encoders",
+            f"model.encoder={job.encoder}",
+            f"model.tag_head={job.head}",
+            f"model.bidirectional={str(job.bidirectional).lower()}",
+            f"train.seed={job.seed}",
+            f"train.max_epochs={job.epochs}",
+            f"train.patience={job.epochs}",
+            "train.num_threads=1",
+            "train.progress_bar=false",
+        ],
+    )
+    result = train(cfg)
+    test = result.reports["test"].summary()
+    examples = read_seqio(resolve_split(job.dataset, "test"))[:INFERENCE_SENTENCES]
+    sentences = [" ".join(e.tokens) for e in examples]
+    params, ms = measure(result.model_dir, sentences)
+    row = {
+        **job.__dict__,
+        "slot_f1": test["slot_f1"],
+        "intent_accuracy": test["intent_accuracy"],
+        "sentence_accuracy": test["sentence_accuracy"],
+        "best_epoch": result.best_epoch + 1,
+        "epochs_run": result.epochs,
+        "seconds_per_epoch": result.fit_seconds / max(1, result.epochs),
+        "parameters": params,
+        "inference_ms": ms,
+        "torch": torch.__version__,
+    }
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = job.path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(row, indent=2), encoding="utf-8")
+    tmp.replace(job.path)
+    return row
+
+
+def mean_std(values: list[float], digits: int = 2) -> str:
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.{digits}f} ± {std:.{digits}f}"
+
+
+def table() -> str:
+    rows: dict[tuple, list[dict]] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        r = json.loads(path.read_text(encoding="utf-8"))
+        rows.setdefault((r["dataset"], r["encoder"], r["head"], r["bidirectional"]), []).append(r)
+    lines = []
+    for dataset in ("atis", "snips"):
+        cells = [(k, v) for k, v in rows.items() if k[0] == dataset]
+        if not cells:
+            continue
+        epochs = cells[0][1][0]["epochs"]
+        lines += [
+            "",
+            f"**{dataset.upper()}**, {epochs} epochs, 1 torch thread per run",
+            "",
+            "| encoder | head | dir | seeds | slot F1 | intent acc | sentence acc | params "
+            "| s / epoch | ms / utt |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        order = {e: i for i, e in enumerate(ENCODERS)}
+        for (_, encoder, head, bi), runs in sorted(
+            cells, key=lambda kv: (not kv[0][3], order[kv[0][1]], kv[0][2])
+        ):
+            lines.append(
+                f"| {encoder} | {head} | {'bi' if bi else 'uni'} | {len(runs)} "
+                f"| {mean_std([r['slot_f1'] for r in runs])} "
+                f"| {mean_std([r['intent_accuracy'] for r in runs])} "
+                f"| {mean_std([r['sentence_accuracy'] for r in runs])} "
+                f"| {runs[0]['parameters']:,} "
+                f"| {statistics.mean(r['seconds_per_epoch'] for r in runs):.1f} "
+                f"| {statistics.mean(r['inference_ms'] for r in runs):.2f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["atis", "snips"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--atis-epochs", type=int, default=DEFAULT_EPOCHS["atis"])
+    parser.add_argument("--snips-epochs", type=int, default=DEFAULT_EPOCHS["snips"])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--table", action="store_true", help="only print the tables")
+    args = parser.parse_args()
+    if args.table:
+        print(table())
+        return
+    epochs = {"atis": args.atis_epochs, "snips": args.snips_epochs}
+    jobs = [j for j in grid(args.datasets, args.seeds, epochs) if not j.path.exists()]
+    print(f"{len(jobs)} runs to do", flush=True)
+    # A fresh process per run: no state (seeds, threads, Lightning) leaks from one to the next.
+    context = get_context("spawn")
+    with ProcessPoolExecutor(args.workers, mp_context=context, max_tasks_per_child=1) as pool:
+        futures = {pool.submit(run, job): job for job in jobs}
+        for future in as_completed(futures):
+            job = futures[future]
+            try:
+                row = future.result()
+            except Exception as e:  # one failed cell must not lose the others
+                print(f"{job.name} seed {job.seed}: FAILED {e!r}", flush=True)
+                continue
+            print(
+                f"{job.name} seed {job.seed}: {row['slot_f1']:.2f} / "
+                f"{row['intent_accuracy']:.2f} / {row['sentence_accuracy']:.2f} "
+                f"({row['seconds_per_epoch']:.1f} s/epoch)",
+                flush=True,
+            )
+    print(table())
+
+
+if __name__ == "__main__":
+    main()
