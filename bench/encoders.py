@@ -11,7 +11,8 @@ best dev epoch is still the one scored). Each run is its own process with one to
 `--workers 2` keeps both cores busy without the runs fighting over them.
 
 One JSON file per run in bench/results/encoders/; a run whose file exists is skipped, so an
-interrupted grid resumes where it stopped.
+interrupted grid resumes where it stopped, and a second process started beside the first takes
+the jobs the first has not claimed.
 """
 
 from __future__ import annotations
@@ -80,8 +81,21 @@ def measure(model_dir: Path, sentences: list[str]) -> tuple[int, float]:
     return params, 1000 * statistics.median(times)
 
 
-def run(job: Job) -> dict:
+def claim(job: Job) -> bool:
+    """Mark a job as taken, so that a second `bench/encoders.py` started beside this one (to use
+    another core) picks other jobs. A claim left by a killed run is removed by hand."""
+    job.path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        job.path.with_suffix(".claim").open("x").close()
+    except FileExistsError:
+        return False
+    return True
+
+
+def run(job: Job) -> dict | None:
     """Train one cell of the grid in this (fresh) process and write its JSON."""
+    if job.path.exists() or not claim(job):
+        return None
     import torch
 
     from nlu.config import load_config
@@ -125,6 +139,7 @@ def run(job: Job) -> dict:
     tmp = job.path.with_suffix(".tmp")
     tmp.write_text(json.dumps(row, indent=2), encoding="utf-8")
     tmp.replace(job.path)
+    job.path.with_suffix(".claim").unlink()
     return row
 
 
@@ -194,6 +209,8 @@ def main() -> None:
             except Exception as e:  # one failed cell must not lose the others
                 print(f"{job.name} seed {job.seed}: FAILED {e!r}", flush=True)
                 continue
+            if row is None:
+                continue  # done or taken by another process
             print(
                 f"{job.name} seed {job.seed}: {row['slot_f1']:.2f} / "
                 f"{row['intent_accuracy']:.2f} / {row['sentence_accuracy']:.2f} "
