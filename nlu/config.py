@@ -34,10 +34,18 @@ class DataConfig:
 class ModelConfig:
     """Architecture: embeddings -> recurrent encoder -> tag head + intent head."""
 
-    word_dim: int = 100
-    char_dim: int = 30  # 0 turns the character CNN off
-    char_filters: int = 50
+    word_dim: int = 100  # 0 turns the word embedding off
+    char_dim: int = 30  # 0 turns the character encoder off
+    char_filters: int = 50  # output size of the character CNN
     char_kernel: int = 3
+    # Embeddings: all that are on are concatenated; at least one must be.
+    word_input: Literal["embedding", "one_hot"] = "embedding"  # one_hot: 1-of-N, ignores word_dim
+    pretrained_vectors: str = ""  # word2vec/GloVe text file read at training time (not at load)
+    freeze_pretrained: bool = False  # keep the word embedding fixed once vectors are loaded
+    char_encoder: Literal["cnn", "lstm"] = "cnn"  # lstm: BiLSTM, final states of both directions
+    char_hidden: int = 25  # per direction of the character BiLSTM (it outputs 2 * char_hidden)
+    word_hash_dim: int = 0  # > 0: a bag of hashed letter trigrams ("#bo", "bos", ..., "on#")
+    word_hash_buckets: int = 16384  # hash buckets of the letter trigrams
     encoder: Literal["rnn", "irnn", "lstm", "peephole_lstm", "gru"] = "lstm"
     forget_bias: float = 1.0  # initial forget-gate bias of lstm / peephole_lstm
     hidden_dim: int = 200  # per direction

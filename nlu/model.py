@@ -136,6 +136,11 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         char_dim=cfg.char_dim,
         char_filters=cfg.char_filters,
         char_kernel=cfg.char_kernel,
+        word_input=cfg.word_input,
+        char_encoder=cfg.char_encoder,
+        char_hidden=cfg.char_hidden,
+        word_hash_dim=cfg.word_hash_dim,
+        word_hash_buckets=cfg.word_hash_buckets,
     )
     encoder = RNNEncoder(
         embedding.output_dim,

@@ -1,9 +1,22 @@
-"""Token embeddings: a word lookup concatenated with a character CNN."""
+"""Token embeddings: words (a lookup or one-hot), characters (CNN or BiLSTM), letter trigrams."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from nlu.vectors import PretrainedVectors
+from nlu.vocab import PAD_ID
+
+# Letter-trigram hashing: plain arithmetic on character ids, so it is the same in every process
+# (Python's str hash is salted per process). A value below _HASH_PRIME times _HASH_BASE fits
+# in int64. Changing either constant changes the features of every saved word-hash model.
+_HASH_PRIME = 2_147_483_647  # 2**31 - 1
+_HASH_BASE = 1_000_003
 
 
 class CharCNN(nn.Module):
@@ -28,8 +41,115 @@ class CharCNN(nn.Module):
         return h.reshape(batch, seq_len, -1)
 
 
+class CharLSTM(nn.Module):
+    """Character embeddings -> BiLSTM over each word -> its final forward and backward states."""
+
+    def __init__(self, num_chars: int, char_dim: int, hidden_dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
+        self.lstm = nn.LSTM(char_dim, hidden_dim, batch_first=True, bidirectional=True)
+        self.output_dim = 2 * hidden_dim
+
+    def forward(self, char_ids: Tensor) -> Tensor:
+        """char_ids: (B, T, L) -> (B, T, 2 * hidden_dim); padding tokens get zeros."""
+        batch, seq_len, word_len = char_ids.shape
+        flat = char_ids.reshape(batch * seq_len, word_len)
+        lengths = (flat != 0).sum(dim=1)  # (B*T,)
+        real = lengths > 0  # padding tokens have no characters, and packing needs length >= 1
+        out = self.embedding.weight.new_zeros(batch * seq_len, self.output_dim)  # (B*T, 2H)
+        if real.any():
+            x = self.embedding(flat[real])  # (N, L, char_dim)
+            # Packed, the final states are read at each word's own last character, whatever the
+            # padding the longest word of the batch needs.
+            packed = pack_padded_sequence(
+                x, lengths[real].cpu(), batch_first=True, enforce_sorted=False
+            )
+            _, (h, _) = self.lstm(packed)  # h: (2, N, H), forward then backward
+            out = out.index_put((real.nonzero().squeeze(1),), torch.cat([h[0], h[1]], dim=-1))
+        return out.reshape(batch, seq_len, -1)
+
+
+def trigram_buckets(char_ids: Tensor, num_buckets: int) -> Tensor:
+    """Hash bucket (1..num_buckets) of each letter trigram of each word; 0 where there is none.
+
+    Each word is framed by a boundary mark, the PAD id 0 that never occurs inside a word, so that
+    "boston" gives #bo bos ost sto ton on#: n trigrams for n characters, the i-th starting at
+    character i - 1. Unseen words and typos share most trigrams with the words they resemble.
+
+    char_ids: (B, T, L) -> (B, T, L).
+    """
+    framed = F.pad(char_ids, (1, 1))  # (B, T, L + 2): a 0 before and after every word
+    hashed = framed[..., :-2]  # (B, T, L)
+    for following in (framed[..., 1:-1], framed[..., 2:]):
+        hashed = (hashed * _HASH_BASE + following) % _HASH_PRIME  # (B, T, L)
+    buckets = 1 + hashed % num_buckets  # (B, T, L)
+    lengths = (char_ids != 0).sum(dim=-1, keepdim=True)  # (B, T, 1)
+    starts = torch.arange(char_ids.shape[-1], device=char_ids.device)  # (L,)
+    return buckets.masked_fill(starts >= lengths, 0)
+
+
+class WordHash(nn.Module):
+    """Mean embedding of a word's hashed letter trigrams: defined for any spelling."""
+
+    def __init__(self, num_buckets: int, dim: int) -> None:
+        super().__init__()
+        if num_buckets < 1:
+            raise ValueError(f"expected at least 1 word hash bucket, found {num_buckets}")
+        self.num_buckets = num_buckets
+        # Row 0 is "no trigram": it stays zero and is left out of the mean.
+        self.embedding = nn.EmbeddingBag(num_buckets + 1, dim, mode="mean", padding_idx=0)
+        self.output_dim = dim
+
+    def forward(self, char_ids: Tensor) -> Tensor:
+        """char_ids: (B, T, L) -> (B, T, dim); padding tokens get zeros."""
+        batch, seq_len, word_len = char_ids.shape
+        buckets = trigram_buckets(char_ids, self.num_buckets)  # (B, T, L)
+        bags = self.embedding(buckets.reshape(batch * seq_len, word_len))  # (B*T, dim)
+        return bags.reshape(batch, seq_len, -1)
+
+
+class OneHot(nn.Module):
+    """The 1-of-N vector of each word id: an ablation with no learned word representation.
+
+    Made per batch, so the weights hold no (V, V) identity matrix. PAD gets zeros.
+    """
+
+    def __init__(self, num_words: int) -> None:
+        super().__init__()
+        self.output_dim = num_words
+
+    def forward(self, word_ids: Tensor) -> Tensor:
+        """word_ids: (B, T) -> (B, T, num_words)."""
+        one_hot = F.one_hot(word_ids, self.output_dim).float()  # (B, T, V)
+        return one_hot.masked_fill((word_ids == PAD_ID).unsqueeze(-1), 0.0)
+
+
+def _word_features(num_words: int, word_dim: int, word_input: str) -> tuple[nn.Module | None, int]:
+    if word_input == "one_hot":
+        return OneHot(num_words), num_words
+    if word_input != "embedding":
+        raise ValueError(
+            f"unknown word input {word_input!r}; expected one of ['embedding', 'one_hot']"
+        )
+    if word_dim == 0:
+        return None, 0
+    return nn.Embedding(num_words, word_dim, padding_idx=PAD_ID), word_dim
+
+
+def _char_features(
+    num_chars: int, char_dim: int, kind: str, filters: int, kernel: int, hidden: int
+) -> CharCNN | CharLSTM | None:
+    if kind not in ("cnn", "lstm"):
+        raise ValueError(f"unknown char encoder {kind!r}; expected one of ['cnn', 'lstm']")
+    if char_dim == 0 or num_chars == 0:
+        return None
+    if kind == "cnn":
+        return CharCNN(num_chars, char_dim, filters, kernel)
+    return CharLSTM(num_chars, char_dim, hidden)
+
+
 class TokenEmbedding(nn.Module):
-    """Word embedding, optionally concatenated with character-CNN features."""
+    """The token features that are on, concatenated: words, characters, letter trigrams."""
 
     def __init__(
         self,
@@ -39,19 +159,60 @@ class TokenEmbedding(nn.Module):
         char_dim: int = 30,
         char_filters: int = 50,
         char_kernel: int = 3,
+        word_input: Literal["embedding", "one_hot"] = "embedding",
+        char_encoder: Literal["cnn", "lstm"] = "cnn",
+        char_hidden: int = 25,
+        word_hash_dim: int = 0,
+        word_hash_buckets: int = 2**14,
     ) -> None:
         super().__init__()
-        self.words = nn.Embedding(num_words, word_dim, padding_idx=0)
-        self.chars = (
-            CharCNN(num_chars, char_dim, char_filters, char_kernel)
-            if char_dim > 0 and num_chars > 0
-            else None
+        self.words, words_dim = _word_features(num_words, word_dim, word_input)
+        self.chars = _char_features(
+            num_chars, char_dim, char_encoder, char_filters, char_kernel, char_hidden
         )
-        self.output_dim = word_dim + (self.chars.output_dim if self.chars is not None else 0)
+        self.word_hash = WordHash(word_hash_buckets, word_hash_dim) if word_hash_dim > 0 else None
+        self.output_dim = (
+            words_dim
+            + (self.chars.output_dim if self.chars is not None else 0)
+            + (self.word_hash.output_dim if self.word_hash is not None else 0)
+        )
+        if self.output_dim == 0:
+            raise ValueError(
+                "expected at least one token feature (word_dim, char_dim or word_hash_dim > 0), "
+                "found none"
+            )
 
     def forward(self, word_ids: Tensor, char_ids: Tensor) -> Tensor:
         """word_ids: (B, T), char_ids: (B, T, L) -> (B, T, output_dim)."""
-        embedded = self.words(word_ids)
-        if self.chars is None:
-            return embedded
-        return torch.cat([embedded, self.chars(char_ids)], dim=-1)
+        features = []
+        if self.words is not None:
+            features.append(self.words(word_ids))  # (B, T, word_dim or V)
+        if self.chars is not None:
+            features.append(self.chars(char_ids))  # (B, T, chars.output_dim)
+        if self.word_hash is not None:
+            features.append(self.word_hash(char_ids))  # (B, T, word_hash_dim)
+        return torch.cat(features, dim=-1)
+
+    def load_pretrained(self, pretrained: PretrainedVectors, freeze: bool = False) -> None:
+        """Copy the rows the vector file had into the word embedding.
+
+        Words the file lacks keep their random initialisation. With `freeze`, the whole word
+        embedding stops requiring gradients, so no optimizer step (weight decay included)
+        changes it.
+        """
+        if not isinstance(self.words, nn.Embedding):
+            found = "word_dim=0" if self.words is None else "word_input='one_hot'"
+            raise ValueError(
+                f"{pretrained.path}: expected a word embedding to load vectors into, found {found}"
+            )
+        weight = self.words.weight  # (V, word_dim)
+        if pretrained.vectors.shape != weight.shape:
+            raise ValueError(
+                f"{pretrained.path}: expected vectors of shape {tuple(weight.shape)}, "
+                f"found {tuple(pretrained.vectors.shape)}"
+            )
+        rows = pretrained.found.clone()  # (V,)
+        rows[PAD_ID] = False  # PAD stays zero
+        with torch.no_grad():
+            weight[rows] = pretrained.vectors[rows].to(weight)
+        weight.requires_grad_(not freeze)

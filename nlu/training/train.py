@@ -17,14 +17,18 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.loggers import CSVLogger
 
 from nlu import archive
-from nlu.config import ExperimentConfig
+from nlu.config import ExperimentConfig, ModelConfig
 from nlu.evaluate import evaluate
 from nlu.metrics import Report
-from nlu.model import build_model
+from nlu.model import JointModel, build_model
 from nlu.parser import Parser
 from nlu.readers import read_seqio, resolve_split
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule
+from nlu.vectors import read_vectors
+from nlu.vocab import Vocabs
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,7 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     data.setup("fit")
     vocabs = data.vocabs
     model = build_model(cfg.model, vocabs)
+    coverage = _load_pretrained(model, cfg.model, vocabs)
     module = NLUModule(
         model,
         vocabs.tags.itos,
@@ -161,6 +166,8 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         "train_seconds": round(seconds, 1),
         "metrics": {split: r.summary() for split, r in reports.items()},
     }
+    if coverage:
+        info["pretrained_vectors"] = coverage
     model_dir = run_dir / "model"
     if trainer.is_global_zero:
         archive.save(model_dir, cfg, vocabs, model, info)
@@ -175,6 +182,39 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         trainer.current_epoch,
         reports,
     )
+
+
+def _load_pretrained(model: JointModel, cfg: ModelConfig, vocabs: Vocabs) -> dict[str, object]:
+    """Initialise the word embedding from `cfg.pretrained_vectors`; return how much it covered.
+
+    Only training reads the vector file: the saved weights carry the rows it gave.
+    """
+    if not cfg.pretrained_vectors:
+        if cfg.freeze_pretrained:
+            raise ValueError(
+                "model.freeze_pretrained is true: expected a model.pretrained_vectors file, "
+                "found none"
+            )
+        return {}
+    if cfg.word_input != "embedding" or cfg.word_dim == 0:
+        raise ValueError(
+            "model.pretrained_vectors: expected word_input 'embedding' and word_dim > 0, found "
+            f"word_input {cfg.word_input!r} and word_dim {cfg.word_dim}"
+        )
+    pretrained = read_vectors(cfg.pretrained_vectors, vocabs.words, cfg.word_dim)
+    model.embedding.load_pretrained(pretrained, freeze=cfg.freeze_pretrained)
+    _log.info(
+        "%s: %d of %d vocabulary words found",
+        pretrained.path,
+        pretrained.num_found,
+        pretrained.num_words,
+    )
+    return {
+        "path": pretrained.path,
+        "words_found": pretrained.num_found,
+        "words": pretrained.num_words,
+        "frozen": cfg.freeze_pretrained,
+    }
 
 
 def _score_splits(parser: Parser, cfg: ExperimentConfig, data: NLUDataModule) -> dict[str, Report]:
