@@ -3,7 +3,7 @@ import itertools
 import pytest
 import torch
 
-from nlu.modules.crf import Constraints, LinearChainCRF, SpanRequest
+from nlu.modules.crf import Constraints, LinearChainCRF, MaxPlusStep, SpanRequest
 from nlu.tags import allowed_starts, allowed_transitions
 
 
@@ -120,6 +120,44 @@ def test_span_probability_matches_brute_force():
                 if list(path[start:end]) == span_tags and (end >= 4 or path[end] not in stop)
             )
             assert got == pytest.approx(expected, abs=1e-5)
+
+
+BIO_TAGS = ["O"] + [f"{p}-{t}" for t in "abcdefgh" for p in "BI"]  # 17 tags
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+@pytest.mark.parametrize("seed", range(4))
+def test_pruned_viterbi_step_equals_the_dense_one(constrained, seed):
+    torch.manual_seed(seed)
+    num_tags = len(BIO_TAGS)
+    crf = make_crf(num_tags, seed)
+    if constrained:
+        crf.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
+    _, trans, _ = crf._scores()
+    step = MaxPlusStep(trans.detach())
+    # Peaked scores, as a trained tagger gives: a few tags within reach of the best.
+    score = torch.randn(64, num_tags) * 4
+    score[:3] = 0.0  # and some flat rows, with ties
+    best, index = step(score)
+    dense_best, dense_index = step.dense(score)
+    assert 3 * int((score >= score.max(1, keepdim=True).values - step.spread).sum(1).max()) <= 64
+    torch.testing.assert_close(best, dense_best, rtol=0, atol=0)
+    # The chosen predecessor must reach that best score (on ties either one is right).
+    reached = score.gather(1, index) + trans.detach()[index, torch.arange(num_tags)]
+    torch.testing.assert_close(reached, dense_best, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_large_peaked_batch_decodes_like_pytorch_crf(seed):
+    """Batches of 8+ with peaked scores take the pruned path."""
+    torch.manual_seed(seed)
+    num_tags, batch, max_len = len(BIO_TAGS), 32, 10
+    crf = make_crf(num_tags, seed)
+    emissions = torch.randn(batch, max_len, num_tags) * 6
+    lengths = torch.randint(1, max_len + 1, (batch,))
+    mask = torch.arange(max_len)[None, :] < lengths[:, None]
+    with torch.no_grad():
+        assert crf.decode(emissions, mask) == crf.crf.decode(emissions, mask=mask)
 
 
 def test_bio_constraints_at_decode_time():

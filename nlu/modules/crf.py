@@ -179,6 +179,63 @@ def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:
     return [row[:n] for row, n in zip(paths.tolist(), mask.sum(dim=1).tolist())]
 
 
+class MaxPlusStep:
+    """One Viterbi step, `best[b, j], index[b, j] = max / argmax_i score[b, i] + trans[i, j]`,
+    exact but pruned.
+
+    The dense step costs B x K x K; with 120 tags and a batch of 256 it dominated batch tagging.
+    Pruning: let `R` be the spread of the finite transition scores and `m_b` the best score of
+    sentence b. A previous tag i with score[b, i] < m_b - R can never be the best predecessor of
+    a tag j that every tag may precede: the best tag i* does better, since
+    score[b, i] + trans[i, j] < m_b - R + trans[i, j] <= m_b + trans[i*, j]. So for those "free"
+    tags only the few previous tags within R of the best are scanned. Tags that only some tags may
+    precede (BIO constraints: I-x after B-x or I-x) are scanned over their allowed predecessors.
+    """
+
+    def __init__(self, trans: Tensor) -> None:
+        trans = trans.detach()  # decoding needs no gradients
+        self.trans = trans  # (K, K)
+        self.num_tags = trans.shape[0]
+        allowed = torch.isfinite(trans)  # (K_prev, K)
+        free = allowed.all(dim=0)  # (K,) tags any tag may precede
+        self.free = free.nonzero().squeeze(1)  # (K_f,)
+        self.restricted = (~free).nonzero().squeeze(1)  # (K_r,)
+        self.trans_free = trans[:, self.free]  # (K_prev, K_f)
+        finite = trans[allowed]
+        self.spread = float(finite.max() - finite.min()) if finite.numel() else 0.0
+        if len(self.restricted):
+            # Allowed predecessors of each restricted tag, padded with forbidden ones (-inf).
+            allowed_r = allowed[:, self.restricted].T  # (K_r, K_prev)
+            width = max(1, int(allowed_r.sum(dim=1).max()))
+            self.pred = allowed_r.float().topk(width, dim=1).indices  # (K_r, P)
+            self.trans_pred = trans[self.pred, self.restricted.unsqueeze(1)]  # (K_r, P)
+
+    def dense(self, score: Tensor) -> tuple[Tensor, Tensor]:
+        # Reducing over the last, contiguous dimension is ~1.5x faster than over the middle one.
+        return (score.unsqueeze(1) + self.trans.T).max(dim=2)  # (B, K, K_prev) -> (B, K)
+
+    def __call__(self, score: Tensor) -> tuple[Tensor, Tensor]:
+        """score: (B, K) -> best (B, K), index (B, K) of the best previous tag."""
+        top = score.max(dim=1, keepdim=True).values  # (B, 1)
+        width = int((score >= top - self.spread).sum(dim=1).max())
+        if score.shape[0] < 8 or 3 * width > self.num_tags:
+            return self.dense(score)  # small batches and flat scores: pruning does not pay
+        best = score.new_empty(score.shape)
+        index = torch.empty(score.shape, dtype=torch.long, device=score.device)
+        # Free tags: scan the `width` best previous tags of each sentence.
+        values, prev = score.topk(width, dim=1)  # (B, W)
+        total = values.unsqueeze(2) + self.trans_free[prev]  # (B, W, K_f)
+        best_f, arg = total.max(dim=1)  # (B, K_f)
+        best[:, self.free] = best_f
+        index[:, self.free] = prev.gather(1, arg)
+        if len(self.restricted):
+            total = score[:, self.pred] + self.trans_pred  # (B, K_r, P)
+            best_r, arg = total.max(dim=2)  # (B, K_r)
+            best[:, self.restricted] = best_r
+            index[:, self.restricted] = self.pred.gather(1, arg.T).T
+        return best, index
+
+
 def viterbi_paths(
     emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor
 ) -> tuple[Tensor, Tensor]:
@@ -193,12 +250,10 @@ def viterbi_paths(
     """
     batch, seq_len, _ = emissions.shape
     score = start + emissions[:, 0]  # (B, K)
-    # Reducing over the last, contiguous dimension is ~1.5x faster than over the middle one.
-    into = trans.t().contiguous()  # into[j, i] = score of moving from tag i to tag j
+    step = MaxPlusStep(trans)
     history = []
     for t in range(1, seq_len):
-        # best previous tag for each current tag: (B, K, K_prev) -> (B, K)
-        best, index = (score.unsqueeze(1) + into).max(dim=2)
+        best, index = step(score)  # best previous tag for each current tag: (B, K)
         history.append(index)
         score = torch.where(mask[:, t : t + 1], best + emissions[:, t], score)
     score = score + end
