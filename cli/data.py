@@ -67,7 +67,8 @@ def convert(
         files = dump_examples(examples, fmt)
     for name, text in files.items():
         write_atomic(target / name if name else target, text)
-    typer.echo(f"{len(examples)} utterances: {source} -> {target} ({fmt})")
+    plural = "" if len(examples) == 1 else "s"
+    typer.echo(f"{len(examples)} utterance{plural}: {source} -> {target} ({fmt})")
 
 
 def _expand(paths: list[str], fmt: str) -> list[str]:
