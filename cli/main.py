@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.data import app as data_app
 from cli.evaluate import evaluate
 from cli.serve import serve
 from cli.shell import shell
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 for command in (train, evaluate, tag, shell, serve):
     app.command()(command)
+app.add_typer(data_app, name="data")
 
 if __name__ == "__main__":
     app()

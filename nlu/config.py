@@ -19,13 +19,43 @@ FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
+class HFConfig:
+    """Which columns of a Hugging Face `datasets` dataset hold what (`data.format: hf`).
+
+    Rows are read from `tokens` + `tags` when the dataset has the tokens column, else from
+    `text` + `entities` (a list of {"start", "end", "entity"}). Tags and intents may be names or
+    `ClassLabel` ids.
+    """
+
+    subset: str = ""  # the dataset's configuration name, when it has several
+    text: str = "text"
+    entities: str = "entities"
+    tokens: str = "tokens"
+    tags: str = "tags"
+    intent: str = "intent"
+
+
+@dataclass(frozen=True)
 class DataConfig:
-    """Which data to train on and how to normalize it."""
+    """Which data to train on and how to normalize it.
+
+    Either `name` (a seq.in/seq.out/label dataset with split folders) or `train` (a file or
+    folder in any format; `dev` and `test` optional) says where the data is.
+    """
 
     name: str = "atis"  # a dataset under NLU_DATA_DIR, or a folder holding the splits
     train_split: str = "train"
     dev_split: str = "valid"
     test_split: str = "test"
+    train: str = ""  # a data file or folder; when set, `name` and the *_split fields are unused
+    dev: str = ""  # "" (and no dev folder under `name`): a split of train, see dev_fraction
+    test: str = ""
+    # auto: from the extension and content. hf: train/dev/test are a hub name or a local
+    # .json/.jsonl/.csv/.parquet file, optionally followed by ":split" (default "train").
+    format: Literal["auto", "seqio", "conll", "jsonl", "rasa", "snips", "hf"] = "auto"
+    dev_fraction: float = 0.1  # share of each intent held out as dev when no dev data is given
+    split_seed: int = 1  # seed of that split; fixed apart from train.seed, so runs share a dev set
+    hf: HFConfig = field(default_factory=HFConfig)
     lowercase: bool = True  # the benchmarks are lower-cased; users type capitals
     min_word_count: int = 1  # rarer training words map to UNK
 

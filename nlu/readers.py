@@ -17,24 +17,52 @@ class DataWarning(UserWarning):
     """Something in the data was repaired while reading it."""
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_text(path: Path) -> str:
+    """The UTF-8 text of `path`; undecodable bytes are reported with their line."""
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         line = path.read_bytes()[: e.start].count(b"\n") + 1
         raise ValueError(
             f"{path}:{line}: expected UTF-8 text, found byte {e.object[e.start]:#x}"
         ) from e
-    lines = text.splitlines()
+
+
+def _read_lines(path: Path) -> list[str]:
+    lines = read_text(path).splitlines()
     if not lines:
         raise ValueError(f"{path}: empty file, expected one line per utterance")
     return lines
 
 
-def read_seqio(directory: str | os.PathLike) -> list[Example]:
+def collect(errors: list[str] | None, error: ValueError) -> None:
+    """Append `error` to `errors` and go on reading, or raise it when `errors` is None."""
+    if errors is None:
+        raise error
+    errors.append(str(error))
+
+
+def warn_repaired(path: str | Path, lines: list[int]) -> None:
+    """One warning for all lines whose orphan `I-x` tags were read as `B-x`."""
+    if not lines:
+        return
+    shown = ", ".join(map(str, lines[:10])) + (", ..." if len(lines) > 10 else "")
+    warnings.warn(
+        f"{path}: {len(lines)} line(s) had an I- tag with no B- before it (line {shown}); "
+        "read as B-",
+        DataWarning,
+        stacklevel=3,
+    )
+
+
+def read_seqio(directory: str | os.PathLike, errors: list[str] | None = None) -> list[Example]:
     """Read a `seq.in` / `seq.out` / `label` folder: tokens, BIO tags and intent per line.
+
+    Args:
+        directory: the folder holding the three files.
+        errors: if given, a bad line is appended here and skipped instead of raised.
 
     Raises:
         FileNotFoundError: a file is missing.
@@ -50,34 +78,41 @@ def read_seqio(directory: str | os.PathLike) -> list[Example]:
             f"{directory}: expected the same number of lines in each file, found {found}"
         )
     examples = []
-    repaired_lines = 0
-    for lineno, (words, tags, label) in enumerate(zip(token_lines, tag_lines, labels), start=1):
-        tokens, tag_list, intent = words.split(), tags.split(), label.strip()
-        where = f"{paths[0]}:{lineno}"
-        if not tokens:
-            raise ValueError(f"{where}: expected an utterance, found an empty line")
-        if len(tokens) != len(tag_list):
-            raise ValueError(
-                f"{paths[1]}:{lineno}: expected {len(tokens)} tags (one per token in seq.in), "
-                f"found {len(tag_list)}"
-            )
-        for tag in tag_list:
-            try:
-                check_tag(tag)
-            except ValueError as e:
-                raise ValueError(f"{paths[1]}:{lineno}: {e}") from None
-        if not intent:
-            raise ValueError(f"{paths[2]}:{lineno}: expected an intent label, found an empty line")
-        tag_list, fixed = repair(tag_list)
-        repaired_lines += fixed > 0
-        examples.append(Example(tuple(tokens), tuple(tag_list), intent, source=where))
-    if repaired_lines:
-        warnings.warn(
-            f"{paths[1]}: {repaired_lines} line(s) had an I- tag with no B- before it; read as B-",
-            DataWarning,
-            stacklevel=2,
-        )
+    repaired_lines = []
+    for lineno, lines in enumerate(zip(token_lines, tag_lines, labels), start=1):
+        try:
+            example, fixed = _seqio_example(paths, lineno, *lines)
+        except ValueError as e:
+            collect(errors, e)
+            continue
+        examples.append(example)
+        if fixed:
+            repaired_lines.append(lineno)
+    warn_repaired(paths[1], repaired_lines)
     return examples
+
+
+def _seqio_example(
+    paths: list[Path], lineno: int, words: str, tags: str, label: str
+) -> tuple[Example, int]:
+    tokens, tag_list, intent = words.split(), tags.split(), label.strip()
+    where = f"{paths[0]}:{lineno}"
+    if not tokens:
+        raise ValueError(f"{where}: expected an utterance, found an empty line")
+    if len(tokens) != len(tag_list):
+        raise ValueError(
+            f"{paths[1]}:{lineno}: expected {len(tokens)} tags (one per token in seq.in), "
+            f"found {len(tag_list)}"
+        )
+    for tag in tag_list:
+        try:
+            check_tag(tag)
+        except ValueError as e:
+            raise ValueError(f"{paths[1]}:{lineno}: {e}") from None
+    if not intent:
+        raise ValueError(f"{paths[2]}:{lineno}: expected an intent label, found an empty line")
+    tag_list, fixed = repair(tag_list)
+    return Example(tuple(tokens), tuple(tag_list), intent, source=where), fixed
 
 
 def data_dir() -> Path:

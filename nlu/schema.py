@@ -25,13 +25,30 @@ class Span:
 
 
 @dataclass(frozen=True)
+class CharSpan:
+    """An entity as annotated in the original text: character offsets, `end` exclusive."""
+
+    label: str
+    start: int
+    end: int
+    value: str | None = None  # a normalized value ("NYC" -> "New York") when the format has one
+
+
+@dataclass(frozen=True)
 class Example:
-    """One annotated utterance: tokens, one BIO tag per token, and the intent label."""
+    """One annotated utterance: tokens, one BIO tag per token, and the intent label.
+
+    Formats that annotate raw text (Rasa, snips, JSONL with "text") also keep the text and its
+    character spans; the tokens and tags are then derived from them by the project's tokenizer.
+    """
 
     tokens: tuple[str, ...]
     tags: tuple[str, ...]
     intent: str
-    source: str = ""  # "file:line" where the example was read, for error messages
+    # "file:line" where the example was read, for messages; not part of what the example says.
+    source: str = field(default="", compare=False)
+    text: str | None = None
+    entities: tuple[CharSpan, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.tokens) != len(self.tags):

@@ -9,8 +9,8 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader
 
 from nlu.config import DataConfig
+from nlu.dataset import Splits, load_splits
 from nlu.features import Features, collate, featurize
-from nlu.readers import read_seqio, resolve_split
 from nlu.schema import Example
 from nlu.tokenizer import Tokenizer
 from nlu.training.sampler import BucketBatchSampler
@@ -55,13 +55,16 @@ class NLUDataModule(pl.LightningDataModule):
         self.tokenizer = Tokenizer(lowercase=cfg.lowercase)
         self.vocabs = vocabs
         self.examples: dict[str, list[Example]] = {}
+        self.splits: Splits | None = None
         self.data: datasets.DatasetDict | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.data is not None:
             return
-        for split in (self.cfg.train_split, self.cfg.dev_split):
-            self.examples[split] = read_seqio(resolve_split(self.cfg.name, split))
+        # Test is read here too, so bad data anywhere fails before training starts.
+        self.splits = load_splits(self.cfg)
+        self.examples[self.cfg.train_split] = self.splits.train
+        self.examples[self.cfg.dev_split] = self.splits.dev
         train = self.examples[self.cfg.train_split]
         if self.vocabs is None:
             self.vocabs = build_vocabs(

@@ -22,7 +22,6 @@ from nlu.evaluate import evaluate
 from nlu.metrics import Report
 from nlu.model import JointModel, build_model
 from nlu.parser import Parser
-from nlu.readers import read_seqio, resolve_split
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule
 from nlu.vectors import read_vectors
@@ -160,7 +159,7 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     info = {
         "name": cfg.name,
         "created": datetime.now().isoformat(timespec="seconds"),
-        "data": cfg.data.name,
+        "data": cfg.data.train or cfg.data.name,
         "best_epoch": keep_best.best_epoch,
         "epochs_run": trainer.current_epoch,
         "train_seconds": round(seconds, 1),
@@ -168,10 +167,15 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     }
     if coverage:
         info["pretrained_vectors"] = coverage
+    if data.splits.dev_split is not None:
+        info["dev_split"] = data.splits.dev_split
     model_dir = run_dir / "model"
     if trainer.is_global_zero:
         archive.save(model_dir, cfg, vocabs, model, info)
         (run_dir / "metrics.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        if data.splits.dev_split is not None:  # which examples were held out, by file:line
+            dev_sources = "".join(e.source + "\n" for e in data.splits.dev)
+            (run_dir / "dev_split.txt").write_text(dev_sources, encoding="utf-8")
         _point_latest(run_dir)
     return TrainResult(
         run_dir,
@@ -219,9 +223,6 @@ def _load_pretrained(model: JointModel, cfg: ModelConfig, vocabs: Vocabs) -> dic
 
 def _score_splits(parser: Parser, cfg: ExperimentConfig, data: NLUDataModule) -> dict[str, Report]:
     reports = {"dev": evaluate(parser, data.dev_examples)}
-    try:
-        test_dir = resolve_split(cfg.data.name, cfg.data.test_split)
-    except FileNotFoundError:
-        return reports  # a dataset without a test split is fine
-    reports["test"] = evaluate(parser, read_seqio(test_dir))
+    if data.splits.test is not None:  # a dataset without a test split is fine
+        reports["test"] = evaluate(parser, data.splits.test)
     return reports
