@@ -95,24 +95,39 @@ def read_seqio(directory: str | os.PathLike, errors: list[str] | None = None) ->
 def _seqio_example(
     paths: list[Path], lineno: int, words: str, tags: str, label: str
 ) -> tuple[Example, int]:
-    tokens, tag_list, intent = words.split(), tags.split(), label.strip()
-    where = f"{paths[0]}:{lineno}"
+    where_in, where_out, where_label = (f"{p}:{lineno}" for p in paths)
+    return tagged_example(
+        words.split(), tags.split(), label.strip(), where_in, where_out, where_label, "in seq.in"
+    )
+
+
+def tagged_example(
+    tokens: list[str],
+    tags: list[str],
+    intent: str,
+    where: str,
+    tags_where: str | None = None,
+    intent_where: str | None = None,
+    token_source: str = "",
+) -> tuple[Example, int]:
+    """A checked example from tokens, one BIO tag each and an intent, with `I-x` after `O` read
+    as `B-x`; also how many tags were repaired. Errors name `where` (or the tags' or the
+    intent's own place, for formats that keep them in other files)."""
+    tags_where, intent_where = tags_where or where, intent_where or where
     if not tokens:
         raise ValueError(f"{where}: expected an utterance, found an empty line")
-    if len(tokens) != len(tag_list):
-        raise ValueError(
-            f"{paths[1]}:{lineno}: expected {len(tokens)} tags (one per token in seq.in), "
-            f"found {len(tag_list)}"
-        )
-    for tag in tag_list:
+    if len(tokens) != len(tags):
+        per = f"one per token {token_source}".strip()
+        raise ValueError(f"{tags_where}: expected {len(tokens)} tags ({per}), found {len(tags)}")
+    for tag in tags:
         try:
             check_tag(tag)
         except ValueError as e:
-            raise ValueError(f"{paths[1]}:{lineno}: {e}") from None
+            raise ValueError(f"{tags_where}: {e}") from None
     if not intent:
-        raise ValueError(f"{paths[2]}:{lineno}: expected an intent label, found an empty line")
-    tag_list, fixed = repair(tag_list)
-    return Example(tuple(tokens), tuple(tag_list), intent, source=where), fixed
+        raise ValueError(f"{intent_where}: expected an intent label, found an empty line")
+    fixed_tags, fixed = repair(tags)
+    return Example(tuple(tokens), tuple(fixed_tags), intent, source=where), fixed
 
 
 def data_dir() -> Path:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from nlu.formats.align import example_from_text
-from nlu.readers import collect, read_text, warn_repaired
+from nlu.readers import collect, read_text, tagged_example, warn_repaired
 from nlu.schema import CharSpan, Example
-from nlu.tags import check_tag, repair
 
 
 def read_jsonl(path: str | Path, errors: list[str] | None = None) -> list[Example]:
@@ -78,21 +77,7 @@ def example_from_record(record: dict[str, Any], where: str) -> tuple[Example, in
     if "tokens" in record or "tags" in record:
         tokens = _strings(_field(record, "tokens", list, where), "tokens", where)
         tags = _strings(_field(record, "tags", list, where), "tags", where)
-        if not tokens:
-            raise ValueError(f"{where}: expected an utterance, found no tokens")
-        if len(tags) != len(tokens):
-            raise ValueError(
-                f"{where}: expected {len(tokens)} tags (one per token), found {len(tags)}"
-            )
-        for tag in tags:
-            try:
-                check_tag(tag)
-            except ValueError as e:
-                raise ValueError(f"{where}: {e}") from None
-        if not intent:
-            raise ValueError(f"{where}: expected an intent label, found an empty one")
-        fixed_tags, fixed = repair(tags)
-        return Example(tuple(tokens), tuple(fixed_tags), intent, source=where), fixed
+        return tagged_example(tokens, tags, intent, where)
     if "text" not in record:
         raise ValueError(
             f"{where}: expected 'text' (with 'entities') or 'tokens' and 'tags', "
