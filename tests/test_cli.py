@@ -59,6 +59,39 @@ def test_evaluate_prints_scores_and_writes_json(trained, tiny_dir, tmp_path):
     assert json.loads(out.read_text())["slot"]["f1"] == 100.0
 
 
+def test_evaluate_writes_a_report_of_a_tiny_model(trained, tiny_dir, tmp_path):
+    out = tmp_path / "report"
+    result = invoke(
+        "evaluate", "--model", str(trained.model_dir), "--data", str(tiny_dir), "--report", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert f"report: {out / 'report.html'}" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    # The test split has an intent ("distance") and a slot (toloc.country_name) never trained on.
+    assert metrics["per_intent"]["distance"]["recall"] == 0.0
+    assert metrics["per_slot"]["toloc.country_name"]["recall"] == 0.0
+    errors = (out / "errors.md").read_text()
+    assert "- gold: how far is " in errors and "boston `fromloc.city_name`]" in errors
+    assert "- intent: `distance` → **`" in errors
+    assert "**[paris `toloc.country_name`]**" in errors
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "test/seq.in:2" in page
+
+
+def test_evaluate_report_over_a_file_is_one_line(trained, tiny_dir, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = invoke(
+        "evaluate",
+        "--model",
+        str(trained.model_dir),
+        "--data",
+        str(tiny_dir),
+        "--report",
+        str(tmp_path / "file"),
+    )
+    assert result.exit_code == 1 and "expected a directory for the report" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
