@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from cli.analyze import app as analyze_app
 from cli.evaluate import evaluate
 from cli.serve import serve
 from cli.shell import shell
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 for command in (train, evaluate, tag, shell, serve):
     app.command()(command)
+app.add_typer(analyze_app, name="analyze")
 
 if __name__ == "__main__":
     app()

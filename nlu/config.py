@@ -84,6 +84,7 @@ class TrainConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     progress_bar: bool = True
+    tensorboard: bool = False  # also log to runs/<run>/tensorboard (needs the tensorboard package)
 
 
 @dataclass(frozen=True)

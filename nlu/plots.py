@@ -95,28 +95,31 @@ def curves_png(
     per epoch (None where it was not logged); `best_epoch` (1-based) is marked.
     """
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     panels = [
         ("loss", [("train_loss_epoch", "train"), ("val_loss", "dev")]),
         ("dev slot F1 (%)", [("val_slot_f1", "slot F1")]),
         (
             "dev accuracy (%)",
-            [("val_intent_accuracy", "intent"), ("val_sentence_accuracy", "frame")],
+            [("val_intent_accuracy", "intent"), ("val_sentence_accuracy", "sentence")],
         ),
     ]
     if "train_grad_norm" in columns:
-        panels.append(("gradient norm before clipping", [("train_grad_norm", "mean per step")]))
-    fig = Figure(figsize=(4.2 * len(panels), 3.4))
+        panels.append(("gradient norm before clipping", [("train_grad_norm", "epoch mean")]))
+    rows, cols = (2, 2) if len(panels) == 4 else (1, len(panels))
+    fig = Figure(figsize=(4.6 * cols, 3.4 * rows))
     for k, (ylabel, lines) in enumerate(panels):
-        ax = fig.add_subplot(1, len(panels), k + 1)
+        ax = fig.add_subplot(rows, cols, k + 1)
+        if ylabel.startswith("gradient"):
+            _clipped_axis(ax, epochs, columns.get("train_grad_clipped", []))
         for name, label in lines:
             points = [(e, v) for e, v in zip(epochs, columns.get(name, [])) if v is not None]
             if points:
                 ax.plot(*zip(*points), marker=".", label=label)
         if best_epoch is not None:
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1, label="best epoch")
-        if ylabel.startswith("gradient"):
-            _clipped_axis(ax, epochs, columns.get("train_grad_clipped", []))
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -132,9 +135,11 @@ def _clipped_axis(ax, epochs: Sequence[int], clipped: Sequence[float | None]) ->
     if not points:
         return
     twin = ax.twinx()
-    twin.bar(*zip(*points), color="tab:red", alpha=0.25, width=0.6)
+    twin.bar(*zip(*points), color="tab:red", alpha=0.2, width=0.6)
     twin.set_ylabel("steps clipped (%, bars)", color="tab:red")
     twin.set_ylim(0, 100)
+    ax.set_zorder(twin.get_zorder() + 1)  # the norm line in front of the bars
+    ax.patch.set_visible(False)
 
 
 def gradients_png(
