@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cli.analyze import app as analyze_app
+from cli.compare import compare
 from cli.evaluate import evaluate
 from cli.serve import serve
 from cli.shell import shell
@@ -21,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Joint intent detection and slot filling for dialogue systems.",
 )
-for command in (train, evaluate, tag, shell, serve):
+for command in (train, evaluate, compare, tag, shell, serve):
     app.command()(command)
 app.add_typer(analyze_app, name="analyze")
 

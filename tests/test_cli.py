@@ -227,3 +227,32 @@ def test_shell_leaves_on_end_of_input(trained, tmp_path, monkeypatch):
 def test_serve_with_a_missing_model_is_one_line():
     result = invoke("serve", "--model", "/no/such/model")
     assert result.exit_code == 1 and "no such model" in result.output
+
+
+def test_train_seeds_writes_an_aggregate_that_compare_reads(tmp_path):
+    args = [a for o in TINY_OVERRIDES for a in ("--set", o)]
+    result = invoke(
+        "train", *args, "--set", "train.max_epochs=2", "--set", f"runs_dir={tmp_path}",
+        "--seeds", "1,2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (aggregate_dir,) = tmp_path.glob("*-seeds1-2")
+    summary = json.loads((aggregate_dir / "aggregate.json").read_text())
+    runs = [
+        json.loads((tmp_path / r["run_dir"] / "metrics.json").read_text()) for r in summary["runs"]
+    ]
+    assert [r["seed"] for r in summary["runs"]] == [1, 2]
+    f1 = [r["metrics"]["dev"]["slot_f1"] for r in runs]
+    assert summary["mean"]["dev"]["slot_f1"] == pytest.approx(sum(f1) / 2)
+    assert f"aggregate: {aggregate_dir}" in result.output and "dev scores" in result.output
+    compared = invoke("compare", str(aggregate_dir), "--split", "dev")
+    assert compared.exit_code == 0, compared.output
+    mean = summary["mean"]["dev"]["slot_f1"]
+    assert f"{mean:.2f} ±" in compared.output and "1,2" in compared.output
+
+
+def test_bad_seeds_and_runs_are_one_line(tmp_path):
+    result = invoke("train", "--seeds", "1,x")
+    assert result.exit_code == 1 and "--seeds: expected comma-separated integers" in result.output
+    result = invoke("compare", str(tmp_path))
+    assert result.exit_code == 1 and "expected a run directory (metrics.json)" in result.output
