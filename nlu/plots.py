@@ -147,9 +147,10 @@ def gradients_png(
     norms: Mapping[str, Mapping[str, Sequence[float]]],
     title: str = "",
 ) -> bytes:
-    """One panel per stage ("init", "trained"), one line per encoder: gradient norm by distance.
+    """One panel per stage (at init, after training), one line per encoder, log scale.
 
-    `norms[stage][encoder][d]` is the mean norm of dL/dh_t where the loss is d steps after t.
+    `norms[panel title][line label][d]` is the mean norm of dL/dh_t where the loss is d steps
+    after t; values that underflowed to 0 are left out (a log scale has no 0).
     """
     from matplotlib.figure import Figure
 
@@ -159,7 +160,8 @@ def gradients_png(
     for ax, stage in zip(axes, stages):
         for encoder, values in norms[stage].items():
             points = [(d, v) for d, v in zip(distances, values) if v > 0]
-            ax.plot(*zip(*points), label=encoder)
+            if points:
+                ax.plot(*zip(*points), label=encoder)
         ax.set_yscale("log")
         ax.set_xlabel("distance from the loss (steps)")
         ax.set_ylabel("‖∂L/∂h_t‖")
