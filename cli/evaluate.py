@@ -1,4 +1,4 @@
-"""`nlu evaluate [--model DIR] --data atis --split test [--json FILE]`."""
+"""`nlu evaluate [--model DIR] --data atis --split test [--json FILE] [--report DIR]`."""
 
 from __future__ import annotations
 
@@ -22,19 +22,41 @@ def evaluate(
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON.")
     ] = None,
+    report_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Write a report directory: metrics.json, slots.md, intents.md, confusion.png, "
+            "errors.md and a self-contained report.html.",
+        ),
+    ] = None,
 ) -> None:
     """Score a model: slot precision/recall/F1, intent and sentence accuracy, per-slot table."""
-    from nlu.evaluate import evaluate as run_evaluation
+    from nlu.evaluate import predict
     from nlu.parser import Parser
     from nlu.readers import read_seqio, resolve_split
+    from nlu.report import build_report, write_report
 
     with user_errors():
-        parser = Parser.load(default_model(model))
+        model_dir = default_model(model)
+        parser = Parser.load(model_dir)
         examples = read_seqio(resolve_split(data, split))
-        report = run_evaluation(parser, examples)
+        predicted = predict(parser, examples)
+        meta = {"model": str(model_dir), "data": data, "split": split}
+        evaluation = build_report(
+            examples, predicted.tags, predicted.intents, title=f"{data}/{split}", meta=meta
+        )
+    report = evaluation.report
     _render(report, f"{data}/{split}")
     if json_file is not None:
         write_atomic(json_file, json.dumps(report.to_dict(), indent=2))
+    if report_dir is not None:
+        with user_errors():
+            write_report(evaluation, report_dir)
+        typer.echo(
+            f"report: {report_dir / 'report.html'} "
+            f"({len(evaluation.errors)} utterances with an error in errors.md)"
+        )
 
 
 def _render(report, title: str) -> None:

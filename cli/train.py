@@ -1,4 +1,4 @@
-"""`nlu train [CONFIG] [--set key.sub=value ...]`."""
+"""`nlu train [CONFIG] [--set key.sub=value ...] [--seeds 1,2,3]`."""
 
 from __future__ import annotations
 
@@ -18,15 +18,29 @@ def train(
         list[str] | None,
         typer.Option("--set", help="Override a config field, e.g. --set model.hidden_dim=128."),
     ] = None,
+    seeds: Annotated[
+        str | None,
+        typer.Option(help="Train one run per seed, e.g. 1,2,3, and write their mean ± std."),
+    ] = None,
 ) -> None:
     """Train a model from a YAML config and export it to runs/<name>/model."""
     from nlu.config import load_config
+    from nlu.runs import parse_seeds
 
     with user_errors():
         cfg = load_config(config, overrides or [])
-        from nlu.training.train import train as run_training  # Lightning loads here, not before
+        seed_list = parse_seeds(seeds) if seeds is not None else []
+        from nlu.training.seeds import train_seeds  # Lightning loads here, not before
+        from nlu.training.train import train as run_training
 
-        result = run_training(cfg)
+        if not seed_list:
+            _echo_result(run_training(cfg))
+            return
+        outcome = train_seeds(cfg, seed_list)
+    _echo_seeds(outcome)
+
+
+def _echo_result(result) -> None:
     typer.echo(f"best epoch {result.best_epoch + 1}, {result.seconds:.0f} s")
     for split, report in result.reports.items():
         s = report.summary()
@@ -35,3 +49,15 @@ def train(
             f"sentence acc {s['sentence_accuracy']:.2f}"
         )
     typer.echo(f"model: {result.model_dir}")
+
+
+def _echo_seeds(outcome) -> None:
+    from cli.compare import render_groups
+    from nlu.runs import group_runs, read_aggregate
+
+    for result in outcome.results:
+        typer.echo(f"{result.run_dir.name}: best epoch {result.best_epoch + 1}")
+    groups = group_runs(read_aggregate(outcome.aggregate_dir))
+    for split in ("dev", "test"):
+        render_groups(groups, split, each=True)
+    typer.echo(f"aggregate: {outcome.aggregate_dir}")

@@ -11,11 +11,12 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 
 FORMAT_VERSION = 1
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class TrainConfig:
     strategy: str = "auto"
     precision: str = "32-true"
     progress_bar: bool = True
+    tensorboard: bool = False  # also log to runs/<run>/tensorboard (needs the tensorboard package)
 
 
 @dataclass(frozen=True)
@@ -154,6 +156,8 @@ def _describe(hint: Any) -> str:
         return "one of " + ", ".join(repr(a) for a in typing.get_args(hint))
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if origin is list:
+        return f"a list, each {_describe(typing.get_args(hint)[0])}"
     return getattr(hint, "__name__", str(hint))
 
 
@@ -242,3 +246,32 @@ def load_config(
 def dump_config(config: ExperimentConfig) -> str:
     """YAML text of a config, with its format version."""
     return yaml.safe_dump({"format_version": FORMAT_VERSION, **config.to_dict()}, sort_keys=False)
+
+
+def load_section(
+    cls: type[T], path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
+) -> T:
+    """Read a YAML file into another config dataclass `cls` (all fields defaulted), as
+    `load_config` does for experiments: unknown keys and wrong types fail with what is valid.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        ValueError: bad YAML, an unknown key or a value of the wrong type; the message says which.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            mark = getattr(e, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            raise ValueError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    try:
+        for override in overrides:
+            apply_override(data, override)
+        return _build(cls, data, "")
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}" if path is not None else str(e)) from None

@@ -3,22 +3,37 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from nlu.metrics import Report, score
 from nlu.parser import Parser
 from nlu.schema import Example
 
 
-def evaluate(parser: Parser, examples: Sequence[Example], batch_size: int = 256) -> Report:
-    """Slot, intent and sentence scores of `parser` on `examples`."""
+@dataclass(frozen=True)
+class Predictions:
+    """The parser's tags and top intent for each example, in the examples' order."""
+
+    tags: list[list[str]]
+    intents: list[str]
+
+
+def predict(parser: Parser, examples: Sequence[Example], batch_size: int = 256) -> Predictions:
+    """Tag and classify the tokens of `examples` (their gold labels are not looked at)."""
     predictions = parser.predict([e.tokens for e in examples], batch_size=batch_size)
     intents = parser.vocabs.intents.itos
-    return score(
-        [e.tags for e in examples],
-        [e.intent for e in examples],
+    return Predictions(
         [p.tags for p in predictions],
         [
             intents[max(range(len(p.intent_probs)), key=p.intent_probs.__getitem__)]
             for p in predictions
         ],
+    )
+
+
+def evaluate(parser: Parser, examples: Sequence[Example], batch_size: int = 256) -> Report:
+    """Slot, intent and sentence scores of `parser` on `examples`."""
+    predicted = predict(parser, examples, batch_size)
+    return score(
+        [e.tags for e in examples], [e.intent for e in examples], predicted.tags, predicted.intents
     )

@@ -1,4 +1,5 @@
-"""Slot F1 (exact span match, as conlleval), intent accuracy and sentence accuracy."""
+"""Slot F1 (exact span match, as conlleval), intent accuracy and sentence accuracy, per-slot and
+per-intent scores, and the intent confusion matrix."""
 
 from __future__ import annotations
 
@@ -14,12 +15,12 @@ MULTI_INTENT_SEPARATOR = "#"
 
 @dataclass(frozen=True)
 class SlotScore:
-    """Precision, recall and F1 (percent) of one slot type, or of all of them."""
+    """Precision, recall and F1 (percent) of one slot type (or of all), or of one intent."""
 
     precision: float
     recall: float
     f1: float
-    support: int  # gold spans
+    support: int  # gold spans (gold utterances of an intent)
     predicted: int
     correct: int
 
@@ -36,6 +37,7 @@ class Report:
     intent_correct: int = 0
     sentence_correct: int = 0
     per_slot: dict[str, SlotScore] = field(default_factory=dict)
+    per_intent: dict[str, SlotScore] = field(default_factory=dict)  # exact-label rule
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +106,15 @@ def score(
         sum(correct_count.values()), sum(pred_count.values()), sum(gold_count.values())
     )
     rate = (lambda k: 100.0 * k / n) if n else (lambda k: 0.0)
+    gold_intents_count = Counter(gold_intents)
+    pred_intents_count = Counter(pred_intents)
+    right_intents_count = Counter(g for g, p in zip(gold_intents, pred_intents) if g == p)
+    per_intent = {
+        label: slot_score(
+            right_intents_count[label], pred_intents_count[label], gold_intents_count[label]
+        )
+        for label in sorted(gold_intents_count | pred_intents_count)
+    }
     return Report(
         num_examples=n,
         slot=total,
@@ -113,4 +124,40 @@ def score(
         intent_correct=intent_right,
         sentence_correct=sentence_right,
         per_slot=per_slot,
+        per_intent=per_intent,
     )
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Intent confusion matrix: `counts[i][j]` utterances of gold `labels[i]` got `labels[j]`."""
+
+    labels: list[str]  # gold labels, most frequent first, then labels only ever predicted
+    counts: list[list[int]]
+
+    def errors(self) -> list[tuple[str, str, int]]:
+        """(gold, predicted, count) of every off-diagonal cell, most frequent first."""
+        cells = [
+            (gold, predicted, self.counts[i][j])
+            for i, gold in enumerate(self.labels)
+            for j, predicted in enumerate(self.labels)
+            if i != j and self.counts[i][j]
+        ]
+        return sorted(cells, key=lambda cell: (-cell[2], cell[0], cell[1]))
+
+
+def intent_confusion(gold_intents: Sequence[str], pred_intents: Sequence[str]) -> Confusion:
+    """Count (gold, predicted) intent pairs into a square matrix over every label seen."""
+    if len(gold_intents) != len(pred_intents):
+        raise ValueError(
+            f"expected as many predicted intents as gold ones, got {len(pred_intents)} "
+            f"for {len(gold_intents)}"
+        )
+    gold_count = Counter(gold_intents)
+    labels = sorted(gold_count, key=lambda label: (-gold_count[label], label))
+    labels += sorted(set(pred_intents) - set(gold_count))
+    index = {label: i for i, label in enumerate(labels)}
+    counts = [[0] * len(labels) for _ in labels]
+    for gold, predicted in zip(gold_intents, pred_intents):
+        counts[index[gold]][index[predicted]] += 1
+    return Confusion(labels, counts)

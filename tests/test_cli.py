@@ -59,6 +59,39 @@ def test_evaluate_prints_scores_and_writes_json(trained, tiny_dir, tmp_path):
     assert json.loads(out.read_text())["slot"]["f1"] == 100.0
 
 
+def test_evaluate_writes_a_report_of_a_tiny_model(trained, tiny_dir, tmp_path):
+    out = tmp_path / "report"
+    result = invoke(
+        "evaluate", "--model", str(trained.model_dir), "--data", str(tiny_dir), "--report", str(out)
+    )
+    assert result.exit_code == 0, result.output
+    assert f"report: {out / 'report.html'}" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    # The test split has an intent ("distance") and a slot (toloc.country_name) never trained on.
+    assert metrics["per_intent"]["distance"]["recall"] == 0.0
+    assert metrics["per_slot"]["toloc.country_name"]["recall"] == 0.0
+    errors = (out / "errors.md").read_text()
+    assert "- gold: how far is " in errors and "boston `fromloc.city_name`]" in errors
+    assert "- intent: `distance` → **`" in errors
+    assert "**[paris `toloc.country_name`]**" in errors
+    page = (out / "report.html").read_text()
+    assert "data:image/png;base64," in page and "test/seq.in:2" in page
+
+
+def test_evaluate_report_over_a_file_is_one_line(trained, tiny_dir, tmp_path):
+    (tmp_path / "file").write_text("")
+    result = invoke(
+        "evaluate",
+        "--model",
+        str(trained.model_dir),
+        "--data",
+        str(tiny_dir),
+        "--report",
+        str(tmp_path / "file"),
+    )
+    assert result.exit_code == 1 and "expected a directory for the report" in result.output
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -194,3 +227,32 @@ def test_shell_leaves_on_end_of_input(trained, tmp_path, monkeypatch):
 def test_serve_with_a_missing_model_is_one_line():
     result = invoke("serve", "--model", "/no/such/model")
     assert result.exit_code == 1 and "no such model" in result.output
+
+
+def test_train_seeds_writes_an_aggregate_that_compare_reads(tmp_path):
+    args = [a for o in TINY_OVERRIDES for a in ("--set", o)]
+    result = invoke(
+        "train", *args, "--set", "train.max_epochs=2", "--set", f"runs_dir={tmp_path}",
+        "--seeds", "1,2",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (aggregate_dir,) = tmp_path.glob("*-seeds1-2")
+    summary = json.loads((aggregate_dir / "aggregate.json").read_text())
+    runs = [
+        json.loads((tmp_path / r["run_dir"] / "metrics.json").read_text()) for r in summary["runs"]
+    ]
+    assert [r["seed"] for r in summary["runs"]] == [1, 2]
+    f1 = [r["metrics"]["dev"]["slot_f1"] for r in runs]
+    assert summary["mean"]["dev"]["slot_f1"] == pytest.approx(sum(f1) / 2)
+    assert f"aggregate: {aggregate_dir}" in result.output and "dev scores" in result.output
+    compared = invoke("compare", str(aggregate_dir), "--split", "dev")
+    assert compared.exit_code == 0, compared.output
+    mean = summary["mean"]["dev"]["slot_f1"]
+    assert f"{mean:.2f} ±" in compared.output and "1,2" in compared.output
+
+
+def test_bad_seeds_and_runs_are_one_line(tmp_path):
+    result = invoke("train", "--seeds", "1,x")
+    assert result.exit_code == 1 and "--seeds: expected comma-separated integers" in result.output
+    result = invoke("compare", str(tmp_path))
+    assert result.exit_code == 1 and "expected a run directory (metrics.json)" in result.output

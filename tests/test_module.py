@@ -43,3 +43,24 @@ def test_without_ema_nothing_is_swapped():
     module.on_validation_epoch_start()
     for p, b in zip(params(module), before):
         torch.testing.assert_close(p, b)
+
+
+def test_gradient_stats_match_torch_clipping():
+    from nlu.training.module import gradient_stats
+
+    torch.manual_seed(0)
+    grads = [torch.randn(3, 4), torch.randn(5)]
+    norm, clipped = gradient_stats(grads, clip=None)
+    # Oracle: clip_grad_norm_ returns the total norm before clipping.
+    params = [torch.nn.Parameter(torch.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    expected = torch.nn.utils.clip_grad_norm_(params, max_norm=1e9)
+    torch.testing.assert_close(norm, expected)
+    assert clipped == 0.0
+    assert gradient_stats(grads, clip=float(norm) * 0.99)[1] == 1.0
+    assert gradient_stats(grads, clip=float(norm) * 1.01)[1] == 0.0
+    largest = max(float(g.abs().max()) for g in grads)
+    assert gradient_stats(grads, clip=largest * 0.99, algorithm="value")[1] == 1.0
+    assert gradient_stats(grads, clip=largest * 1.01, algorithm="value")[1] == 0.0
+    assert gradient_stats([], clip=1.0)[0] == 0.0

@@ -121,6 +121,18 @@ class NLUModule(pl.LightningModule):
         else:
             torch._foreach_lerp_(self._ema, params, 1.0 - self.ema_decay)
 
+    def on_before_optimizer_step(self, optimizer) -> None:
+        # Lightning clips right after this hook: log the norm it is about to clip and whether it
+        # will, so the CSV log shows if gradient_clip is a rare safety net or a constant brake.
+        # Both are averaged over the epoch's steps (batch_size=1 weighs every step the same).
+        norm, clipped = gradient_stats(
+            [p.grad for p in self.parameters() if p.grad is not None],
+            self.trainer.gradient_clip_val,
+            self.trainer.gradient_clip_algorithm or "norm",  # a str enum
+        )
+        self.log("train_grad_norm", norm, on_step=False, on_epoch=True, batch_size=1)
+        self.log("train_grad_clipped", clipped, on_step=False, on_epoch=True, batch_size=1)
+
     def on_validation_epoch_start(self) -> None:
         self._counts = torch.zeros(6, dtype=torch.long)
         if self._ema is not None and self._raw is None:
@@ -159,3 +171,22 @@ class NLUModule(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+def gradient_stats(
+    grads: list[torch.Tensor], clip: float | None, algorithm: str = "norm"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(total 2-norm of `grads`, 1.0 if clipping at `clip` by `algorithm` changes them else 0.0).
+
+    Tensors, not floats, so logging them every step never waits for the device.
+    """
+    if not grads:
+        zero = torch.zeros(())
+        return zero, zero
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+    if not clip:
+        return norm, torch.zeros_like(norm)
+    if algorithm == "value":
+        largest = torch.stack([g.abs().max() for g in grads]).max()
+        return norm, (largest > clip).float()
+    return norm, (norm > clip).float()

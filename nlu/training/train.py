@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -14,10 +15,11 @@ from pathlib import Path
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, EarlyStopping
-from pytorch_lightning.loggers import CSVLogger
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from nlu import archive
 from nlu.config import ExperimentConfig, ModelConfig
+from nlu.curves import write_curves
 from nlu.evaluate import evaluate
 from nlu.metrics import Report
 from nlu.model import JointModel, build_model
@@ -108,6 +110,7 @@ def _quiet_lightning() -> None:
 def train(cfg: ExperimentConfig) -> TrainResult:
     """Train on `cfg.data`, pick the best dev epoch, export it and score it on dev and test."""
     _quiet_lightning()
+    _check_tensorboard(cfg)
     started = time.perf_counter()
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     if cfg.train.num_threads:
@@ -140,7 +143,7 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         gradient_clip_val=cfg.train.gradient_clip or None,
         gradient_clip_algorithm=cfg.train.gradient_clip_algorithm,
         callbacks=[EarlyStopping(monitor, mode="max", patience=cfg.train.patience), keep_best],
-        logger=CSVLogger(save_dir=str(run_dir), name="", version="logs"),
+        logger=_loggers(cfg, run_dir),
         enable_checkpointing=False,
         enable_progress_bar=cfg.train.progress_bar,
         enable_model_summary=False,
@@ -177,6 +180,7 @@ def train(cfg: ExperimentConfig) -> TrainResult:
             dev_sources = "".join(e.source + "\n" for e in data.splits.dev)
             (run_dir / "dev_split.txt").write_text(dev_sources, encoding="utf-8")
         _point_latest(run_dir)
+        write_curves(run_dir)  # curves.png from logs/metrics.csv
     return TrainResult(
         run_dir,
         model_dir,
@@ -186,6 +190,26 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         trainer.current_epoch,
         reports,
     )
+
+
+def _check_tensorboard(cfg: ExperimentConfig) -> None:
+    # Checked before any work, so a missing package does not cost a data load first.
+    if cfg.train.tensorboard and not any(
+        importlib.util.find_spec(name) for name in ("tensorboard", "tensorboardX")
+    ):
+        raise ValueError(
+            "train.tensorboard is true: expected the tensorboard package, found it not installed "
+            "(pip install 'nlu[tensorboard]', or set train.tensorboard=false)"
+        )
+
+
+def _loggers(cfg: ExperimentConfig, run_dir: Path) -> list[Logger]:
+    """Lightning's CSV log in run_dir/logs (always: curves.png is drawn from it), TensorBoard's
+    in run_dir/tensorboard when `train.tensorboard` is on."""
+    loggers: list[Logger] = [CSVLogger(save_dir=str(run_dir), name="", version="logs")]
+    if cfg.train.tensorboard:
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="", version="tensorboard"))
+    return loggers
 
 
 def _load_pretrained(model: JointModel, cfg: ModelConfig, vocabs: Vocabs) -> dict[str, object]:
