@@ -6,6 +6,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -28,6 +29,27 @@ def user_errors() -> Iterator[None]:
     except (FileNotFoundError, ValueError, KeyError) as e:
         message = e.args[0] if e.args else repr(e)
         raise fail(str(message)) from None
+
+
+@contextlib.contextmanager
+def data_notes() -> Iterator[None]:
+    """Show data warnings (repaired tags, skipped Rasa items) as one `warning: ...` line each,
+    not Python's two-line warning with a source line."""
+    from nlu.readers import DataWarning  # pure Python, light
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+        if issubclass(category, DataWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
 
 
 def default_model(model: Path | None) -> Path:

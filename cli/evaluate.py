@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import default_model, user_errors, write_atomic
+from cli._output import data_notes, default_model, user_errors, write_atomic
 
 
 def evaluate(
@@ -37,7 +37,7 @@ def evaluate(
     from nlu.readers import read_seqio, resolve_split
     from nlu.report import build_report, write_report
 
-    with user_errors():
+    with user_errors(), data_notes():
         model_dir = default_model(model)
         parser = Parser.load(model_dir)
         examples = read_seqio(resolve_split(data, split))

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import user_errors
+from cli._output import data_notes, user_errors
 
 DEFAULT_CONFIG = Path("configs/atis_bilstm_crf.yaml")
 
@@ -27,7 +27,7 @@ def train(
     from nlu.config import load_config
     from nlu.runs import parse_seeds
 
-    with user_errors():
+    with user_errors(), data_notes():
         cfg = load_config(config, overrides or [])
         seed_list = parse_seeds(seeds) if seeds is not None else []
         from nlu.training.seeds import train_seeds  # Lightning loads here, not before

@@ -256,3 +256,15 @@ def test_bad_seeds_and_runs_are_one_line(tmp_path):
     assert result.exit_code == 1 and "--seeds: expected comma-separated integers" in result.output
     result = invoke("compare", str(tmp_path))
     assert result.exit_code == 1 and "expected a run directory (metrics.json)" in result.output
+
+
+def test_data_warnings_are_one_line(capsys):
+    import warnings
+
+    from cli._output import data_notes
+    from nlu.readers import DataWarning
+
+    with data_notes(), warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.warn("nlu.yml:28: synonym item skipped", DataWarning, stacklevel=1)
+    assert capsys.readouterr().err == "warning: nlu.yml:28: synonym item skipped\n"
