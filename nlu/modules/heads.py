@@ -45,11 +45,13 @@ class CRFConfidence:
     """Span confidence under the CRF: the marginal probability of exactly that span."""
 
     def __init__(self, crf: LinearChainCRF, scores: Tensor, mask: Tensor) -> None:
-        self.crf, self.scores = crf, scores
-        self.fb = crf.forward_backward(scores, mask)
+        self.crf, self.scores, self.mask = crf, scores, mask
 
     def spans(self, requests: list[SpanRequest]) -> list[float]:
-        return self.crf.span_probabilities(self.fb, self.scores, requests)
+        if not requests:
+            return []  # no slot found: forward-backward is not needed
+        fb = self.crf.forward_backward(self.scores, self.mask)
+        return self.crf.span_probabilities(fb, self.scores, requests)
 
 
 class SoftmaxTagHead(nn.Module):
