@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
@@ -55,8 +56,11 @@ class BatchRequest(BaseModel):
 class MicroBatcher:
     """Collects concurrent requests for a few milliseconds, then parses them in one batch."""
 
-    def __init__(self, parser: Parser, max_size: int, wait_ms: float) -> None:
+    def __init__(
+        self, parser: Parser, max_size: int, wait_ms: float, run: Callable[..., Awaitable[Any]]
+    ) -> None:
         self.parser = parser
+        self.run = run  # runs a blocking call off the event loop
         self.max_size = max_size
         self.wait = wait_ms / 1000.0
         self.queue: asyncio.Queue[tuple[str, asyncio.Future]] = asyncio.Queue()
@@ -90,7 +94,7 @@ class MicroBatcher:
                     break
             texts = [text for text, _ in pending]
             try:
-                parses = await run_in_threadpool(self.parser.parse_batch, texts)
+                parses = await self.run(self.parser.parse_batch, texts)
             except Exception as e:  # noqa: BLE001 - handed to every waiting request
                 for _, future in pending:
                     if not future.done():
@@ -119,8 +123,15 @@ def model_summary(parser: Parser) -> dict[str, Any]:
 def create_app(parser: Parser, settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI application serving `parser`."""
     settings = settings or ServerSettings()
+    # One thread does all model work, one request or batch after another: requests running
+    # torch in many threads at once only fight over the cores (throughput fell as clients rose).
+    inference = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nlu-inference")
+
+    async def run(function: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(inference, function, *args)
+
     batcher = (
-        MicroBatcher(parser, settings.micro_batch_size, settings.micro_batch_wait_ms)
+        MicroBatcher(parser, settings.micro_batch_size, settings.micro_batch_wait_ms, run)
         if settings.micro_batch
         else None
     )
@@ -132,13 +143,16 @@ def create_app(parser: Parser, settings: ServerSettings | None = None) -> FastAP
         yield
         if batcher is not None:
             await batcher.stop()
+        inference.shutdown(wait=False)
 
     app = FastAPI(title="nlu", version=str(FORMAT_VERSION), lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False)
 
     # Depends() as a default, not in Annotated: with postponed annotations FastAPI resolves
     # annotation strings in module globals, where the local `bearer` does not exist.
-    def authorize(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:  # noqa: B008
+    async def authorize(  # async: a sync dependency would cost a thread hop per request
+        credentials: HTTPAuthorizationCredentials | None = Depends(bearer),  # noqa: B008
+    ) -> None:
         if settings.token is None:
             return
         given = credentials.credentials if credentials is not None else ""
@@ -160,11 +174,11 @@ def create_app(parser: Parser, settings: ServerSettings | None = None) -> FastAP
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
     @app.get("/health")
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/model", dependencies=[Depends(authorize)])
-    def model() -> dict[str, Any]:
+    async def model() -> dict[str, Any]:
         return model_summary(parser)
 
     @app.post("/model/parse", dependencies=[Depends(authorize)])
@@ -172,7 +186,7 @@ def create_app(parser: Parser, settings: ServerSettings | None = None) -> FastAP
         check_length(request.text, "text")
         if batcher is not None:
             return await batcher.parse(request.text)
-        result = await run_in_threadpool(parser.parse, request.text)
+        result = await run(parser.parse, request.text)
         return result.to_dict()
 
     @app.post("/parse/batch", dependencies=[Depends(authorize)])
@@ -184,7 +198,7 @@ def create_app(parser: Parser, settings: ServerSettings | None = None) -> FastAP
             )
         for i, text in enumerate(request.texts):
             check_length(text, f"texts[{i}]")
-        parses = await run_in_threadpool(parser.parse_batch, request.texts)
+        parses = await run(parser.parse_batch, request.texts)
         return {"results": [p.to_dict() for p in parses]}
 
     return app
