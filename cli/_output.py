@@ -52,6 +52,14 @@ def data_notes() -> Iterator[None]:
         warnings.showwarning = previous
 
 
+def rich_console():  # -> rich.console.Console
+    """A rich console for tables; piped into a file or a log it is wide, so rows do not wrap
+    at rich's 80-column default for non-terminals."""
+    from rich.console import Console
+
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
 def default_model(model: Path | None) -> Path:
     """`--model`, else `$NLU_MODEL`, else `runs/latest`."""
     if model is not None:

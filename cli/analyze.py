@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import user_errors
+from cli._output import rich_console, user_errors
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -64,10 +64,9 @@ def gradients(
 
 
 def _render_gradients(result: dict, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = rich_console()
     for stage, by_kind in result["decay"].items():
         distances = list(next(iter(by_kind.values())))
         table = Table(title=f"{stage}: ‖∂L/∂h‖ at distance d over distance 0", show_edge=False)

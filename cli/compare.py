@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import user_errors
+from cli._output import rich_console, user_errors
 
 COLUMNS = {
     "slot_f1": "slot F1",
@@ -39,7 +39,6 @@ def compare(
 
 def render_groups(groups, split: str, each: bool = False) -> None:
     """A rich table: one row per group (mean ± std), and optionally one per run."""
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
@@ -59,7 +58,7 @@ def render_groups(groups, split: str, each: bool = False) -> None:
                 scores = run.metrics.get(split, {})
                 values = [_number(scores.get(metric)) for metric in COLUMNS]
                 table.add_row(f"  {run.path.name}", "", str(run.seed), *values, style="dim")
-    Console(highlight=False).print(table)
+    rich_console().print(table)
 
 
 def _cell(stat) -> str:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import data_notes, default_model, user_errors, write_atomic
+from cli._output import data_notes, default_model, rich_console, user_errors, write_atomic
 
 
 def evaluate(
@@ -60,10 +60,9 @@ def evaluate(
 
 
 def _render(report, title: str) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)
+    console = rich_console()
     s = report.slot
     console.print(f"[bold]{title}[/bold]: {report.num_examples} utterances")
     console.print(f"slot       P {s.precision:6.2f}  R {s.recall:6.2f}  F1 {s.f1:6.2f}")
