@@ -5,9 +5,10 @@
 
 The grid: {rnn, irnn, lstm, peephole_lstm, gru} x {softmax, crf}, bidirectional, plus
 unidirectional lstm and gru with the CRF head; on ATIS and SNIPS; seeds 1-3. Each run starts from
-the dataset's default config (`configs/<dataset>_bilstm_crf.yaml`) with only the encoder, the tag
-head and the direction changed, and trains for exactly `--epochs` epochs (early stopping off; the
-best dev epoch is still the one scored). Each run is its own process with one torch thread, so
+the dataset's config (`configs/<dataset>_bilstm_crf.yaml`, pinned by `GRID_BASE` to its settings
+when the grid started) with only the encoder, the tag head and the direction changed, and trains
+for exactly `--atis-epochs` / `--snips-epochs` epochs (early stopping off; the best dev epoch is
+still the one scored). Each run is its own process with one torch thread, so
 `--workers 2` keeps both cores busy without the runs fighting over them.
 
 One JSON file per run in bench/results/encoders/; a run whose file exists is skipped, so an
@@ -30,6 +31,17 @@ RESULTS = Path("bench/results/encoders")
 ENCODERS = ("rnn", "irnn", "lstm", "peephole_lstm", "gru")
 HEADS = ("softmax", "crf")
 DEFAULT_EPOCHS = {"atis": 12, "snips": 6}
+# The grid's base, pinned so that later changes to the default configs do not mix two settings
+# in one table: the dataset configs as they were when the grid started (commit af7a9c1).
+GRID_BASE = {
+    "atis": ["model.slot_intent_dim=0", "train.lr_schedule=constant"],
+    "snips": [
+        "model.slot_intent_dim=0",
+        "model.word_hash_dim=0",
+        "train.word_dropout=0.0",
+        "train.lr_schedule=cosine",
+    ],
+}
 INFERENCE_SENTENCES = 200
 
 
@@ -106,6 +118,7 @@ def run(job: Job) -> dict | None:
     cfg = load_config(
         Path(f"configs/{job.dataset}_bilstm_crf.yaml"),
         [
+            *GRID_BASE[job.dataset],
             f"name={job.name}",
             "runs_dir=runs/encoders",
             f"model.encoder={job.encoder}",
