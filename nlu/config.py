@@ -215,6 +215,21 @@ def config_from_dict(
     return _build(ExperimentConfig, data, "")
 
 
+def _read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML config file; errors name the file (and line)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of sections, found {type(data).__name__}")
+    return data
+
+
 def load_config(
     path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()
 ) -> ExperimentConfig:
@@ -224,19 +239,7 @@ def load_config(
         FileNotFoundError: the file does not exist.
         ValueError: bad YAML, an unknown key or a value of the wrong type; the message says which.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ValueError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
-        if not isinstance(data, dict):
-            raise ValueError(f"{path}: expected a mapping of sections, found {type(data).__name__}")
+    data = _read_yaml(Path(path)) if path is not None else {}
     try:
         return config_from_dict(data, overrides)
     except ValueError as e:
@@ -258,17 +261,7 @@ def load_section(
         FileNotFoundError: the file does not exist.
         ValueError: bad YAML, an unknown key or a value of the wrong type; the message says which.
     """
-    data: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            mark = getattr(e, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            raise ValueError(f"{path}{line}: invalid YAML ({getattr(e, 'problem', e)})") from None
+    data = _read_yaml(Path(path)) if path is not None else {}
     try:
         for override in overrides:
             apply_override(data, override)
