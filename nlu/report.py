@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,19 +230,32 @@ def intents_markdown(evaluation: EvaluationReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def marked_markdown(tokens: Sequence[str], found: Sequence[Span], wrong: Sequence[Span]) -> str:
-    """The sentence with each span as `[words `label`]`, the wrong ones in bold."""
+def segments(
+    tokens: Sequence[str], found: Sequence[Span]
+) -> Iterator[tuple[Sequence[str], Span | None]]:
+    """The sentence in order as pieces to mark: each span's tokens with the span, and each token
+    outside a span alone (span None)."""
     starts = {s.start: s for s in found}
-    words, i = [], 0
+    i = 0
     while i < len(tokens):
         span = starts.get(i)
         if span is None:
-            words.append(_md(tokens[i]))
+            yield tokens[i : i + 1], None
             i += 1
-            continue
-        text = f"[{' '.join(_md(t) for t in tokens[span.start : span.end])} `{span.label}`]"
-        words.append(f"**{text}**" if span in wrong else text)
-        i = span.end
+        else:
+            yield tokens[span.start : span.end], span
+            i = span.end
+
+
+def marked_markdown(tokens: Sequence[str], found: Sequence[Span], wrong: Sequence[Span]) -> str:
+    """The sentence with each span as `[words `label`]`, the wrong ones in bold."""
+    words = []
+    for piece, span in segments(tokens, found):
+        text = " ".join(_md(t) for t in piece)
+        if span is not None:
+            text = f"[{text} `{span.label}`]"
+            text = f"**{text}**" if span in wrong else text
+        words.append(text)
     return " ".join(words)
 
 

@@ -10,7 +10,14 @@ from collections.abc import Mapping, Sequence
 from html import escape
 
 from nlu.metrics import SlotScore
-from nlu.report import ErrorCase, EvaluationReport, score_rows, short_source, worst_slots
+from nlu.report import (
+    ErrorCase,
+    EvaluationReport,
+    score_rows,
+    segments,
+    short_source,
+    worst_slots,
+)
 from nlu.schema import Span
 
 STYLE = """
@@ -67,18 +74,13 @@ def _image(name: str, png: bytes, alt: str) -> str:
 
 def marked_html(tokens: Sequence[str], found: Sequence[Span], wrong: Sequence[Span]) -> str:
     """The sentence with each span boxed and labelled; wrong spans in red."""
-    starts = {s.start: s for s in found}
-    parts, i = [], 0
-    while i < len(tokens):
-        span = starts.get(i)
-        if span is None:
-            parts.append(escape(tokens[i]))
-            i += 1
-            continue
-        words = escape(" ".join(tokens[span.start : span.end]))
-        kind = "span bad" if span in wrong else "span"
-        parts.append(f'<span class="{kind}">{words}<sub>{escape(span.label)}</sub></span>')
-        i = span.end
+    parts = []
+    for piece, span in segments(tokens, found):
+        words = escape(" ".join(piece))
+        if span is not None:
+            kind = "span bad" if span in wrong else "span"
+            words = f'<span class="{kind}">{words}<sub>{escape(span.label)}</sub></span>'
+        parts.append(words)
     return " ".join(parts)
 
 
