@@ -17,24 +17,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from nlu.formats import dump_examples, read_examples
+from nlu.formats import read_examples, write_examples
 from nlu.readers import SEQIO_FILES, read_seqio, resolve_split
-
-
-def write(files: dict[str, str], target: Path) -> Path:
-    for name, text in files.items():
-        path = target / name if name else target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return target
 
 
 def round_trip(folder: Path, fmt: str, work: Path) -> tuple[Path, list, float]:
     started = time.perf_counter()
     examples = read_seqio(folder)
-    middle = write(dump_examples(examples, fmt), work / f"data.{fmt}")
+    middle = write_examples(examples, fmt, work / f"data.{fmt}")
     back = read_examples(middle, fmt)
-    out = write(dump_examples(back, "seqio"), work / f"{fmt}-seqio")
+    out = write_examples(back, "seqio", work / f"{fmt}-seqio")
     return out, back, time.perf_counter() - started
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -67,27 +66,11 @@ def default_model(model: Path | None) -> Path:
     return Path(os.environ.get(MODEL_ENV) or "runs/latest")
 
 
-def write_atomic_lines(path: Path, lines: Iterable[str]) -> None:
-    """Write lines to a temporary file beside `path`, then rename it into place.
-
-    If anything fails half-way, the temporary file is removed and `path` is left as it was.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for line in lines:
-                f.write(line + "\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` through a temporary file (see `write_atomic_lines`)."""
-    write_atomic_lines(path, [text.removesuffix("\n")])
+    """Write `text`, ending in exactly one newline, to `path` through a temporary file."""
+    from nlu.files import write_text_atomic
+
+    write_text_atomic(path, text.removesuffix("\n") + "\n")
 
 
 def highlighted(parse):

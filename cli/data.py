@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import fail, user_errors, write_atomic
+from cli._output import fail, user_errors
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -57,16 +57,14 @@ def convert(
     from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "auto",
 ) -> None:
     """Convert data between formats; nothing is written unless all of it reads and converts."""
-    from nlu.formats import EXTENSIONS, WRITABLE, dump_examples, read_examples
+    from nlu.formats import EXTENSIONS, WRITABLE, read_examples, write_examples
 
     fmt = to or (EXTENSIONS.get(target.suffix.lower()) if target.suffix else "seqio")
     if fmt not in WRITABLE:
         raise fail(f"{target}: expected --to with one of {', '.join(WRITABLE)}, found {fmt!r}")
     with user_errors(), _notes():
         examples = read_examples(source, from_)
-        files = dump_examples(examples, fmt)
-    for name, text in files.items():
-        write_atomic(target / name if name else target, text)
+        write_examples(examples, fmt, target)
     plural = "" if len(examples) == 1 else "s"
     typer.echo(f"{len(examples)} utterance{plural}: {source} -> {target} ({fmt})")
 

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import default_model, fail, highlighted, user_errors, write_atomic_lines
+from cli._output import default_model, fail, highlighted, user_errors
 
 CHUNK = 256  # utterances parsed per batch when streaming
 
@@ -104,6 +104,8 @@ def _parse_stream(parser, lines: Iterable[str], n_best: int) -> Iterator:
 def _write_with_progress(path: Path, parses: Iterator, total: int | None) -> None:
     from rich.progress import Progress
 
+    from nlu.files import write_lines_atomic
+
     with Progress(transient=True) as progress:
         task = progress.add_task("tagging", total=total)
 
@@ -112,7 +114,7 @@ def _write_with_progress(path: Path, parses: Iterator, total: int | None) -> Non
                 progress.advance(task)
                 yield json.dumps(parse.to_dict(), ensure_ascii=False)
 
-        write_atomic_lines(path, lines())
+        write_lines_atomic(path, lines())
 
 
 def _render(parse) -> None:

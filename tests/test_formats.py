@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nlu.formats import detect_format, dump_examples, read_examples
+from nlu.formats import detect_format, dump_examples, read_examples, write_examples
 from nlu.formats.conll import NO_INTENT, read_conll
 from nlu.formats.jsonl import read_jsonl
 from nlu.formats.rasa import read_rasa
@@ -21,14 +21,6 @@ from tests.conftest import FIXTURES, TINY
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def write_all(files: dict[str, str], target: Path) -> Path:
-    for name, text in files.items():
-        path = target / name if name else target
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    return target
 
 
 # --- CoNLL -------------------------------------------------------------------------------------
@@ -328,17 +320,17 @@ def test_format_can_be_forced(tmp_path):
 @pytest.mark.parametrize("via", ["jsonl", "conll"])
 @pytest.mark.parametrize("split", ["train", "valid", "test"])
 def test_seqio_round_trip_is_byte_identical(tmp_path, via, split):
-    middle = write_all(dump_examples(read_seqio(TINY / split), via), tmp_path / f"data.{via}")
-    back = write_all(dump_examples(read_examples(middle, via), "seqio"), tmp_path / "back")
+    middle = write_examples(read_seqio(TINY / split), via, tmp_path / f"data.{via}")
+    back = write_examples(read_examples(middle, via), "seqio", tmp_path / "back")
     for name in ("seq.in", "seq.out", "label"):
         assert (back / name).read_bytes() == (TINY / split / name).read_bytes()
 
 
 def round_trip(examples, a, b, tmp_path):
     """Write as a, read, write as b, read, write as a again: the text must not change."""
-    first = write_all(dump_examples(examples, a), tmp_path / f"1.{a}")
-    middle = write_all(dump_examples(read_examples(first, a), b), tmp_path / f"2.{b}")
-    again = write_all(dump_examples(read_examples(middle, b), a), tmp_path / f"3.{a}")
+    first = write_examples(examples, a, tmp_path / f"1.{a}")
+    middle = write_examples(read_examples(first, a), b, tmp_path / f"2.{b}")
+    again = write_examples(read_examples(middle, b), a, tmp_path / f"3.{a}")
     return first, again
 
 
@@ -368,7 +360,7 @@ def test_text_formats_round_trip_with_spans_and_values(tmp_path, a, b):
 def test_rasa_fixture_written_as_rasa_is_the_same_data(tmp_path):
     with pytest.warns(DataWarning, match="synonym"):
         examples = read_rasa(FIXTURES / "rasa_nlu.yml")
-    copy = write_all(dump_examples(examples, "rasa"), tmp_path / "copy.yml")
+    copy = write_examples(examples, "rasa", tmp_path / "copy.yml")
     assert read_rasa(copy) == examples
 
 
@@ -395,5 +387,5 @@ def _examples(draw):
 def test_any_token_example_survives_jsonl_conll_and_seqio(tmp_path_factory, examples):
     tmp = tmp_path_factory.mktemp("rt")
     for fmt in ("jsonl", "conll", "seqio"):
-        path = write_all(dump_examples(examples, fmt), tmp / fmt)
+        path = write_examples(examples, fmt, tmp / fmt)
         assert read_examples(path, fmt) == examples, fmt

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nlu.config import HFConfig
+from nlu.files import write_text_atomic
 from nlu.formats.conll import dump_conll, read_conll
 from nlu.formats.jsonl import dump_jsonl, read_jsonl
 from nlu.formats.rasa import dump_rasa, read_rasa
@@ -136,3 +137,12 @@ def dump_examples(examples: Sequence[Example], fmt: str) -> dict[str, str]:
     if fmt not in writers:
         raise ValueError(f"cannot write format {fmt!r}; expected one of {WRITABLE}")
     return {"": writers[fmt](examples)}
+
+
+def write_examples(examples: Sequence[Example], fmt: str, target: str | Path) -> Path:
+    """Write examples in `fmt` to `target` (a folder for seqio, a file otherwise), every file
+    through a temporary name. All files are made before the first is written."""
+    target = Path(target)
+    for name, text in dump_examples(examples, fmt).items():
+        write_text_atomic(target / name if name else target, text)
+    return target
