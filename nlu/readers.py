@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
 
 from nlu.schema import Example
 from nlu.tags import check_tag, repair
+
+T = TypeVar("T")
 
 SEQIO_FILES = ("seq.in", "seq.out", "label")
 DATA_DIR_ENV = "NLU_DATA_DIR"
@@ -44,6 +48,28 @@ def collect(errors: list[str] | None, error: ValueError) -> None:
     errors.append(str(error))
 
 
+def gather(
+    items: Iterable[tuple[int, T]],
+    make: Callable[[int, T], tuple[Example, int]],
+    errors: list[str] | None,
+    repaired_in: str | Path,
+) -> list[Example]:
+    """The examples `make(line, item)` builds from numbered items: an item that fails goes to
+    `collect`, and one warning names the lines whose tags were repaired (in `repaired_in`)."""
+    examples, repaired = [], []
+    for lineno, item in items:
+        try:
+            example, fixed = make(lineno, item)
+        except ValueError as e:
+            collect(errors, e)
+            continue
+        examples.append(example)
+        if fixed:
+            repaired.append(lineno)
+    warn_repaired(repaired_in, repaired)
+    return examples
+
+
 def warn_repaired(path: str | Path, lines: list[int]) -> None:
     """One warning for all lines whose orphan `I-x` tags were read as `B-x`."""
     if not lines:
@@ -77,19 +103,8 @@ def read_seqio(directory: str | os.PathLike, errors: list[str] | None = None) ->
         raise ValueError(
             f"{directory}: expected the same number of lines in each file, found {found}"
         )
-    examples = []
-    repaired_lines = []
-    for lineno, lines in enumerate(zip(token_lines, tag_lines, labels), start=1):
-        try:
-            example, fixed = _seqio_example(paths, lineno, *lines)
-        except ValueError as e:
-            collect(errors, e)
-            continue
-        examples.append(example)
-        if fixed:
-            repaired_lines.append(lineno)
-    warn_repaired(paths[1], repaired_lines)
-    return examples
+    rows = enumerate(zip(token_lines, tag_lines, labels), start=1)
+    return gather(rows, lambda n, lines: _seqio_example(paths, n, *lines), errors, paths[1])
 
 
 def _seqio_example(

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlu.readers import collect, read_text, warn_repaired
+from nlu.readers import gather, read_text
 from nlu.schema import Example
 from nlu.tags import check_tag, repair
 
@@ -39,19 +39,10 @@ def read_conll(path: str | Path, errors: list[str] | None = None) -> list[Exampl
             sentence after it.
     """
     path = Path(path)
-    examples: list[Example] = []
-    repaired: list[int] = []
-    for start, intent, rows in _sentences(path, read_text(path)):
-        try:
-            example, fixed = _example(path, start, intent, rows)
-        except ValueError as e:
-            collect(errors, e)
-            continue
-        examples.append(example)
-        if fixed:
-            repaired.append(start)
-    warn_repaired(path, repaired)
-    return examples
+    sentences = (
+        (start, (intent, rows)) for start, intent, rows in _sentences(path, read_text(path))
+    )
+    return gather(sentences, lambda start, item: _example(path, start, *item), errors, path)
 
 
 def _sentences(path: Path, text: str):

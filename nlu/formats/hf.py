@@ -11,7 +11,7 @@ from typing import Any
 
 from nlu.config import HFConfig
 from nlu.formats.jsonl import example_from_record
-from nlu.readers import collect, warn_repaired
+from nlu.readers import gather
 from nlu.schema import Example
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -67,22 +67,15 @@ def read_hf(
     tag_names = None
     if columns.tokens in names:
         tag_names = _label_names(getattr(dataset.features[columns.tags], "feature", None))
-    examples, repaired = [], []
     name, _ = split_source(source)
     offset = _HEADER_LINES.get(Path(name).suffix.lower()) if Path(name).is_file() else None
-    for i, row in enumerate(dataset):
-        where = f"{name}:{i + 1 + offset}" if offset is not None else f"{source} row {i}"
-        record = _record(row, columns, intent_names, tag_names)
-        try:
-            example, fixed = example_from_record(record, where)
-        except ValueError as e:
-            collect(errors, e)
-            continue
-        examples.append(example)
-        if fixed:
-            repaired.append(i + 1)
-    warn_repaired(source, repaired)
-    return examples
+
+    def example(number: int, row: dict[str, Any]) -> tuple[Example, int]:
+        # number counts rows from 1; a file's line adds the lines above its first row.
+        where = f"{name}:{number + offset}" if offset is not None else f"{source} row {number - 1}"
+        return example_from_record(_record(row, columns, intent_names, tag_names), where)
+
+    return gather(enumerate(dataset, start=1), example, errors, source)
 
 
 def _load(source: str, subset: str, cache_dir: str | None) -> Any:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from nlu.formats.align import example_from_text
-from nlu.readers import collect, read_text, tagged_example, warn_repaired
+from nlu.readers import gather, read_text, tagged_example
 from nlu.schema import CharSpan, Example
 
 
@@ -31,23 +31,17 @@ def read_jsonl(path: str | Path, errors: list[str] | None = None) -> list[Exampl
         ValueError: invalid JSON, a missing or mistyped field, tags that do not match the tokens.
     """
     path = Path(path)
-    examples: list[Example] = []
-    repaired: list[int] = []
-    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
+    lines = (
+        (n, line) for n, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()
+    )
+
+    def record(lineno: int, line: str) -> tuple[Example, int]:
         where = f"{path}:{lineno}"
-        try:
-            example, fixed = example_from_record(_parse(line, where), where)
-        except ValueError as e:
-            collect(errors, e)
-            continue
-        examples.append(example)
-        if fixed:
-            repaired.append(lineno)
+        return example_from_record(_parse(line, where), where)
+
+    examples = gather(lines, record, errors, path)
     if not examples and errors is None:
         raise ValueError(f"{path}: expected one JSON object per line, found no lines")
-    warn_repaired(path, repaired)
     return examples
 
 
