@@ -60,6 +60,8 @@ def tag(
 
 def _read_input(path: Path) -> Iterator[str]:
     """Utterances of a .txt file (a line each) or a .jsonl file (a `text` field each)."""
+    from nlu.formats.jsonl import parse_object
+
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")
     with path.open(encoding="utf-8") as f:
@@ -69,13 +71,8 @@ def _read_input(path: Path) -> Iterator[str]:
                 continue
             if not line.strip():
                 continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(
-                    f"{path}:{lineno}: expected a JSON object, found invalid JSON ({e.msg})"
-                ) from None
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            record = parse_object(line, f"{path}:{lineno}")
+            if not isinstance(record.get("text"), str):
                 raise ValueError(f"{path}:{lineno}: expected an object with a string field 'text'")
             yield record["text"]
 

@@ -37,7 +37,7 @@ def read_jsonl(path: str | Path, errors: list[str] | None = None) -> list[Exampl
 
     def record(lineno: int, line: str) -> tuple[Example, int]:
         where = f"{path}:{lineno}"
-        return example_from_record(_parse(line, where), where)
+        return example_from_record(parse_object(line, where), where)
 
     examples = gather(lines, record, errors, path)
     if not examples and errors is None:
@@ -45,7 +45,8 @@ def read_jsonl(path: str | Path, errors: list[str] | None = None) -> list[Exampl
     return examples
 
 
-def _parse(line: str, where: str) -> dict[str, Any]:
+def parse_object(line: str, where: str) -> dict[str, Any]:
+    """The JSON object on one line; errors name `where` (file:line)."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:
