@@ -34,12 +34,17 @@ def make(tag_head: str = "crf", pooling: str = "max", num_layers: int = 1, **ext
 @pytest.mark.parametrize("pooling", ["max", "mean", "last", "attention"])
 def test_padding_never_changes_a_sentence(tag_head, pooling):
     model, vocabs = make(tag_head, pooling, num_layers=2)
+    assert_alone_equals_batched(model, vocabs, 0, atol=1e-6)
+
+
+def assert_alone_equals_batched(model, vocabs, i: int, atol: float) -> None:
+    """Sentence i scores the same alone and padded in a batch with the others."""
     tok = Tokenizer()
-    alone = model.forward_batch(collate([featurize(SENTENCES[0], vocabs, tok)]))
+    alone = model.forward_batch(collate([featurize(SENTENCES[i], vocabs, tok)]))
     batch = model.forward_batch(collate([featurize(s, vocabs, tok) for s in SENTENCES]))
-    n = len(SENTENCES[0])
-    torch.testing.assert_close(batch.tag_scores[0, :n], alone.tag_scores[0], atol=1e-6, rtol=0)
-    torch.testing.assert_close(batch.intent_logits[0], alone.intent_logits[0], atol=1e-6, rtol=0)
+    n = len(SENTENCES[i])
+    torch.testing.assert_close(batch.tag_scores[i, :n], alone.tag_scores[0], atol=atol, rtol=0)
+    torch.testing.assert_close(batch.intent_logits[i], alone.intent_logits[0], atol=atol, rtol=0)
 
 
 @pytest.mark.parametrize(
@@ -48,12 +53,7 @@ def test_padding_never_changes_a_sentence(tag_head, pooling):
 )
 def test_attention_and_intent_context_keep_padding_out(extra):
     model, vocabs = make("crf", "attention", **extra)
-    tok = Tokenizer()
-    alone = model.forward_batch(collate([featurize(SENTENCES[1], vocabs, tok)]))
-    batch = model.forward_batch(collate([featurize(s, vocabs, tok) for s in SENTENCES]))
-    n = len(SENTENCES[1])
-    torch.testing.assert_close(batch.tag_scores[1, :n], alone.tag_scores[0], atol=1e-5, rtol=0)
-    torch.testing.assert_close(batch.intent_logits[1], alone.intent_logits[0], atol=1e-5, rtol=0)
+    assert_alone_equals_batched(model, vocabs, 1, atol=1e-5)
 
 
 def test_intent_context_feeds_the_tag_scores():
