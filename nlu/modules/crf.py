@@ -179,6 +179,9 @@ def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:
     return [row[:n] for row, n in zip(paths.tolist(), mask.sum(dim=1).tolist())]
 
 
+PRUNE_MIN_BATCH = 8
+
+
 class MaxPlusStep:
     """One Viterbi step, `best[b, j], index[b, j] = max / argmax_i score[b, i] + trans[i, j]`,
     exact but pruned.
@@ -192,10 +195,14 @@ class MaxPlusStep:
     precede (BIO constraints: I-x after B-x or I-x) are scanned over their allowed predecessors.
     """
 
-    def __init__(self, trans: Tensor) -> None:
+    def __init__(self, trans: Tensor, prune: bool = True) -> None:
         trans = trans.detach()  # decoding needs no gradients
-        self.trans = trans  # (K, K)
         self.num_tags = trans.shape[0]
+        # into[j, i]: reducing over the last, contiguous dimension is ~1.5x faster.
+        self.into = trans.T.contiguous()  # (K, K_prev)
+        self.prune = prune
+        if not prune:
+            return
         allowed = torch.isfinite(trans)  # (K_prev, K)
         free = allowed.all(dim=0)  # (K,) tags any tag may precede
         self.free = free.nonzero().squeeze(1)  # (K_f,)
@@ -211,15 +218,16 @@ class MaxPlusStep:
             self.trans_pred = trans[self.pred, self.restricted.unsqueeze(1)]  # (K_r, P)
 
     def dense(self, score: Tensor) -> tuple[Tensor, Tensor]:
-        # Reducing over the last, contiguous dimension is ~1.5x faster than over the middle one.
-        return (score.unsqueeze(1) + self.trans.T).max(dim=2)  # (B, K, K_prev) -> (B, K)
+        return (score.unsqueeze(1) + self.into).max(dim=2)  # (B, K, K_prev) -> (B, K)
 
     def __call__(self, score: Tensor) -> tuple[Tensor, Tensor]:
         """score: (B, K) -> best (B, K), index (B, K) of the best previous tag."""
+        if not self.prune:
+            return self.dense(score)
         top = score.max(dim=1, keepdim=True).values  # (B, 1)
         width = int((score >= top - self.spread).sum(dim=1).max())
-        if score.shape[0] < 8 or 3 * width > self.num_tags:
-            return self.dense(score)  # small batches and flat scores: pruning does not pay
+        if 3 * width > self.num_tags:
+            return self.dense(score)  # flat scores: pruning does not pay
         best = score.new_empty(score.shape)
         index = torch.empty(score.shape, dtype=torch.long, device=score.device)
         # Free tags: scan the `width` best previous tags of each sentence.
@@ -250,7 +258,9 @@ def viterbi_paths(
     """
     batch, seq_len, _ = emissions.shape
     score = start + emissions[:, 0]  # (B, K)
-    step = MaxPlusStep(trans)
+    # Small batches (one utterance from a chatbot) skip pruning: its set-up and its checks cost
+    # more than the dense steps they save.
+    step = MaxPlusStep(trans, prune=batch >= PRUNE_MIN_BATCH)
     history = []
     for t in range(1, seq_len):
         best, index = step(score)  # best previous tag for each current tag: (B, K)
