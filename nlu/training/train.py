@@ -21,6 +21,7 @@ from nlu import archive
 from nlu.config import ExperimentConfig, ModelConfig
 from nlu.curves import write_curves
 from nlu.evaluate import evaluate
+from nlu.files import write_text_atomic
 from nlu.metrics import Report
 from nlu.model import JointModel, build_model
 from nlu.parser import Parser
@@ -175,10 +176,10 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     model_dir = run_dir / "model"
     if trainer.is_global_zero:
         archive.save(model_dir, cfg, vocabs, model, info)
-        (run_dir / "metrics.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        write_text_atomic(run_dir / "metrics.json", json.dumps(info, indent=2))
         if data.splits.dev_split is not None:  # which examples were held out, by file:line
             dev_sources = "".join(e.source + "\n" for e in data.splits.dev)
-            (run_dir / "dev_split.txt").write_text(dev_sources, encoding="utf-8")
+            write_text_atomic(run_dir / "dev_split.txt", dev_sources)
         _point_latest(run_dir)
         write_curves(run_dir)  # curves.png from logs/metrics.csv
     return TrainResult(
