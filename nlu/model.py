@@ -122,6 +122,15 @@ class JointModel(nn.Module):
             intent = output.intent_logits.sum() * 0.0
         return Losses(slot + self.intent_weight * intent, slot, intent)
 
+    def freeze(self) -> JointModel:
+        """Ready for inference only: evaluation mode, no gradients, and the tag head's decode
+        tables built once instead of on every call. Call it after the weights are loaded."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        self.tag_head.freeze()
+        return self
+
     def decode(self, output: Output) -> list[list[int]]:
         """Best tag ids of each sentence, trimmed to its length."""
         return self.tag_head.decode(output.tag_scores, output.mask)

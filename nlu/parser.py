@@ -44,9 +44,7 @@ class Parser:
         info: dict | None = None,
         ranking_size: int = 10,
     ) -> None:
-        self.model = model.eval()
-        for p in self.model.parameters():
-            p.requires_grad_(False)
+        self.model = model.freeze()
         self.vocabs = vocabs
         self.config = config
         self.info = info or {}

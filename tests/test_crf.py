@@ -3,7 +3,13 @@ import itertools
 import pytest
 import torch
 
-from nlu.modules.crf import Constraints, LinearChainCRF, MaxPlusStep, SpanRequest
+from nlu.modules.crf import (
+    Constraints,
+    LinearChainCRF,
+    MaxPlusStep,
+    SpanRequest,
+    _scaled_forward_backward,
+)
 from nlu.tags import allowed_starts, allowed_transitions
 
 
@@ -133,8 +139,8 @@ def test_pruned_viterbi_step_equals_the_dense_one(constrained, seed):
     crf = make_crf(num_tags, seed)
     if constrained:
         crf.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
-    _, trans, _ = crf._scores()
-    step = MaxPlusStep(trans.detach())
+    trans = crf.tables().trans
+    step = MaxPlusStep(trans)
     # Peaked scores, as a trained tagger gives: a few tags within reach of the best.
     score = torch.randn(64, num_tags) * 4
     score[:3] = 0.0  # and some flat rows, with ties
@@ -143,7 +149,7 @@ def test_pruned_viterbi_step_equals_the_dense_one(constrained, seed):
     assert 3 * int((score >= score.max(1, keepdim=True).values - step.spread).sum(1).max()) <= 64
     torch.testing.assert_close(best, dense_best, rtol=0, atol=0)
     # The chosen predecessor must reach that best score (on ties either one is right).
-    reached = score.gather(1, index) + trans.detach()[index, torch.arange(num_tags)]
+    reached = score.gather(1, index) + trans[index, torch.arange(num_tags)]
     torch.testing.assert_close(reached, dense_best, rtol=0, atol=0)
 
 
@@ -211,3 +217,96 @@ def test_marginals_stay_finite_for_large_scores():
         marginals = crf.marginals(emissions, mask)
     assert torch.isfinite(marginals).all()
     torch.testing.assert_close(marginals.sum(dim=2), torch.ones(2, 7), atol=1e-4, rtol=0)
+
+
+def log_space_forward_backward(crf, emissions, mask):
+    """alpha and beta by the textbook log-space recursions, one sentence at a time."""
+    tables = crf.tables()
+    start, trans, end = tables.start, tables.trans, tables.end
+    alphas, betas = torch.full_like(emissions, float("nan")), torch.full_like(emissions, 0.0)
+    for b, n in enumerate(mask.sum(dim=1).tolist()):
+        e = emissions[b]
+        alphas[b, 0] = start + e[0]
+        for t in range(1, n):
+            alphas[b, t] = torch.logsumexp(alphas[b, t - 1, :, None] + trans, dim=0) + e[t]
+        betas[b, n - 1] = end
+        for t in range(n - 2, -1, -1):
+            betas[b, t] = torch.logsumexp(trans + (e[t + 1] + betas[b, t + 1])[None, :], dim=1)
+    return alphas, betas
+
+
+@pytest.mark.parametrize("scale", [1.0, 60.0])  # 60: float32 underflows, float64 takes over
+@pytest.mark.parametrize("constrained", [False, True])
+def test_scaled_forward_backward_equals_the_log_space_recursions(scale, constrained):
+    torch.manual_seed(7)
+    crf = make_crf(len(BIO_TAGS), seed=7)
+    if constrained:
+        crf.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
+    emissions = torch.randn(4, 6, len(BIO_TAGS)) * scale
+    lengths = torch.tensor([6, 1, 3, 5])
+    mask = torch.arange(6)[None, :] < lengths[:, None]
+    with torch.no_grad():
+        fb = crf.forward_backward(emissions, mask)
+        alphas, betas = log_space_forward_backward(crf, emissions, mask)
+    for b, n in enumerate(lengths.tolist()):
+        expected_z = torch.logsumexp(alphas[b, n - 1] + crf.tables().end, dim=0)
+        assert float(fb.log_z[b]) == pytest.approx(float(expected_z), rel=1e-5, abs=1e-3)
+        # Entries below ~80 nats under the best of their step may come out as -inf: compare
+        # the probability of each tag (what confidences use), not raw log-scores.
+        got = torch.exp(fb.alpha[b, :n] + fb.beta[b, :n] - fb.log_z[b])
+        want = torch.exp(alphas[b, :n] + betas[b, :n] - expected_z)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+def test_frozen_tables_decode_the_same_and_training_drops_them():
+    crf = make_crf(len(BIO_TAGS), seed=3)
+    crf.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
+    emissions = torch.randn(3, 5, len(BIO_TAGS)) * 3
+    mask = torch.arange(5)[None, :] < torch.tensor([5, 2, 4])[:, None]
+    with torch.no_grad():
+        before = crf.decode(emissions, mask), crf.marginals(emissions, mask)
+        crf.eval()
+        crf.freeze()
+        assert crf.tables() is crf.tables()  # built once
+        assert crf.decode(emissions, mask) == before[0]
+        torch.testing.assert_close(crf.marginals(emissions, mask), before[1])
+        crf.train()
+        crf.crf.transitions.add_(torch.randn_like(crf.crf.transitions) * 5)
+        assert crf.tables() is not crf.tables()  # unfrozen: rebuilt from the new weights
+        fresh = LinearChainCRF(len(BIO_TAGS))  # never frozen, same weights
+        fresh.load_state_dict(crf.state_dict())
+        fresh.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
+        assert crf.decode(emissions, mask) == fresh.decode(emissions, mask)
+        assert crf.decode(emissions, mask) != before[0]
+
+
+@pytest.mark.parametrize("length", [1, 2, 5])
+def test_one_padded_sentence_decodes_like_pytorch_crf(length):
+    """A batch of one takes the Python back-trace, with or without padding."""
+    crf = make_crf(len(BIO_TAGS), seed=length)
+    emissions = torch.randn(1, 5, len(BIO_TAGS)) * 2
+    mask = torch.arange(5)[None, :] < length
+    with torch.no_grad():
+        paths, score = crf.viterbi(emissions, mask)
+        assert crf.decode(emissions, mask) == crf.crf.decode(emissions, mask=mask)
+    assert paths[0, length:].tolist() == [0] * (5 - length)
+    assert float(score) == pytest.approx(path_score(crf, emissions[0], paths[0, :length]), abs=1e-4)
+
+
+def test_forward_backward_falls_back_to_float64_when_a_step_underflows():
+    """The best tag of step 2 (I-x) cannot follow the only likely tag of step 1 (O), and
+    everything else is 150 nats down: every float32 probability of step 2 is 0."""
+    tags = ["O", "B-x", "I-x"]
+    crf = make_crf(3, seed=0)
+    crf.constrain(Constraints(allowed_transitions(tags), allowed_starts(tags)))
+    emissions = torch.tensor([[[0.0, -1000.0, -1000.0], [-150.0, -150.0, 0.0]]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    with torch.no_grad():
+        assert not torch.isfinite(_scaled_forward_backward(emissions, mask, crf.tables()).log_z)
+        fb = crf.forward_backward(emissions, mask)
+        alphas, betas = log_space_forward_backward(crf, emissions, mask)
+    assert fb.alpha.dtype == torch.float32
+    expected_z = torch.logsumexp(alphas[0, 1] + crf.tables().end, dim=0)
+    assert float(fb.log_z[0]) == pytest.approx(float(expected_z), abs=1e-3)
+    marginals = torch.exp(fb.alpha + fb.beta - fb.log_z[:, None, None])[0]
+    torch.testing.assert_close(marginals.sum(dim=1), torch.ones(2))

@@ -9,6 +9,7 @@ steps, none over sentences) and is tested equal to pytorch-crf's. `marginals` an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import torch
 from torch import Tensor, nn
@@ -36,12 +37,6 @@ class SpanRequest:
     stop: list[int]
 
 
-def _log_matmul(log_x: Tensor, exp_matrix: Tensor) -> Tensor:
-    """log(exp(log_x) @ exp_matrix), stable for log_x of any scale. log_x: (B, K)."""
-    top = log_x.max(dim=1, keepdim=True).values.clamp(min=-1e30)  # (B, 1); all -inf stays finite
-    return torch.log(torch.exp(log_x - top) @ exp_matrix) + top
-
-
 @dataclass(frozen=True)
 class Constraints:
     """Which tag may follow which, and which may start a sentence (see `nlu.tags`)."""
@@ -60,6 +55,53 @@ class Constraints:
         return start, trans
 
 
+class DecodeTables:
+    """What decoding derives from a CRF's weights, with the decoding constraints applied.
+
+    Built on every call while the weights change (training, validation); a frozen CRF (see
+    `LinearChainCRF.freeze`) builds it once, so that tagging one utterance does not redo it.
+    Each part is computed on first use.
+    """
+
+    def __init__(self, start: Tensor, trans: Tensor, end: Tensor) -> None:
+        # Decoding and confidences need no gradients.
+        self.start, self.trans, self.end = start.detach(), trans.detach(), end.detach()
+
+    @cached_property
+    def shift(self) -> Tensor:
+        """The largest transition score: exp(trans - shift) never overflows."""
+        return self.trans.max()
+
+    @cached_property
+    def exp_trans(self) -> Tensor:
+        """exp(trans - shift), (K_prev, K); forbidden moves are exactly 0."""
+        return torch.exp(self.trans - self.shift)
+
+    @cached_property
+    def exp_trans_t(self) -> Tensor:
+        """`exp_trans` transposed and contiguous, for the backward pass."""
+        return self.exp_trans.T.contiguous()
+
+    @cached_property
+    def dense_step(self) -> MaxPlusStep:
+        return MaxPlusStep(self.trans, prune=False)
+
+    @cached_property
+    def pruned_step(self) -> MaxPlusStep:
+        return MaxPlusStep(self.trans, prune=True)
+
+    def step(self, batch_size: int) -> MaxPlusStep:
+        """The Viterbi step for a batch: small batches (one utterance from a chatbot) skip
+        pruning, whose set-up and checks cost more than the dense steps they save."""
+        return self.pruned_step if batch_size >= PRUNE_MIN_BATCH else self.dense_step
+
+    def build(self) -> DecodeTables:
+        """Compute every part now."""
+        for part in ("exp_trans", "exp_trans_t", "dense_step", "pruned_step"):
+            getattr(self, part)
+        return self
+
+
 class LinearChainCRF(nn.Module):
     """A CRF over `num_tags` tags; batch first, bool masks, right padding, mask[:, 0] True."""
 
@@ -70,16 +112,31 @@ class LinearChainCRF(nn.Module):
         # Added to the transition scores when decoding (not training); -inf forbids a move.
         self.register_buffer("start_bias", torch.zeros(num_tags), persistent=False)
         self.register_buffer("transition_bias", torch.zeros(num_tags, num_tags), persistent=False)
+        self._frozen: DecodeTables | None = None
 
     def constrain(self, constraints: Constraints) -> None:
         """At decode time, forbid the transitions and starts that `constraints` does not allow."""
         start, trans = constraints.biases(self.num_tags)
         self.start_bias.copy_(start)
         self.transition_bias.copy_(trans)
+        self._frozen = None
 
-    def _scores(self) -> tuple[Tensor, Tensor, Tensor]:
+    def freeze(self) -> None:
+        """Build the decode tables once and keep them: for inference, after the weights are
+        loaded. Switching back to training mode drops them."""
+        self._frozen = None
+        self._frozen = self.tables().build()
+
+    def train(self, mode: bool = True) -> LinearChainCRF:
+        if mode:
+            self._frozen = None
+        return super().train(mode)
+
+    def tables(self) -> DecodeTables:
+        if self._frozen is not None:
+            return self._frozen
         c = self.crf
-        return (
+        return DecodeTables(
             c.start_transitions + self.start_bias,
             c.transitions + self.transition_bias,
             c.end_transitions,
@@ -91,7 +148,7 @@ class LinearChainCRF(nn.Module):
 
     def viterbi(self, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Best tag sequence of each sentence: (paths (B, T), scores (B,)); see `viterbi_paths`."""
-        return viterbi_paths(emissions, mask, *self._scores())
+        return viterbi_paths(emissions, mask, self.tables())
 
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Best tag ids of each sentence as lists trimmed to the sentence lengths."""
@@ -100,26 +157,21 @@ class LinearChainCRF(nn.Module):
     def forward_backward(self, emissions: Tensor, mask: Tensor) -> ForwardBackward:
         """Forward and backward log-scores; positions past a sentence's end carry its last value.
 
-        Each step is a (B, K) x (K, K) matrix product in exp space, rescaled by the running
-        maximum, instead of a logsumexp over a (B, K, K) tensor: same numbers, a fraction of
-        the work. Meant for inference (confidences), not for gradients.
+        Scaled forward-backward (Rabiner 1989): the recursions run in probability space,
+        renormalised at every step, with the logs of the scales summed aside. A step is one
+        (B, K) x (K, K) product and three elementwise operations, where a log-space step needs
+        a logsumexp over (B, K, K). Emissions more than ~80 nats below a step's best underflow to
+        probability 0 in float32 (a path through them has no visible probability anyway); if a
+        whole step underflows, the batch is computed again in float64. Meant for inference
+        (confidences), not for gradients.
         """
-        start, trans, end = self._scores()
-        batch, seq_len, _ = emissions.shape
-        shift = trans.max()  # keeps exp() in range whatever the scale of the transitions
-        exp_trans = torch.exp(trans - shift)  # (K, K); forbidden moves become exactly 0
-        alpha = [start + emissions[:, 0]]  # each (B, K)
-        for t in range(1, seq_len):
-            step = _log_matmul(alpha[-1], exp_trans) + shift + emissions[:, t]
-            alpha.append(torch.where(mask[:, t : t + 1], step, alpha[-1]))
-        beta = [end.expand(batch, -1)] * seq_len
-        for t in range(seq_len - 2, -1, -1):
-            following = beta[t + 1] + emissions[:, t + 1]  # (B, K)
-            step = _log_matmul(following, exp_trans.T) + shift
-            beta[t] = torch.where(mask[:, t + 1 : t + 2], step, beta[t + 1])
-        alphas, betas = torch.stack(alpha, dim=1), torch.stack(beta, dim=1)
-        log_z = torch.logsumexp(alphas[:, -1] + end, dim=1)
-        return ForwardBackward(alphas, betas, log_z)
+        tables = self.tables()
+        fb = _scaled_forward_backward(emissions.detach(), mask, tables)
+        if not bool(torch.isfinite(fb.log_z).all()):
+            wide = _scaled_forward_backward(emissions.detach().double(), mask, tables)
+            dtype = emissions.dtype
+            fb = ForwardBackward(wide.alpha.to(dtype), wide.beta.to(dtype), wide.log_z.to(dtype))
+        return fb
 
     def marginals(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """P(tag at t = k | sentence): (B, T, K), zero on padding."""
@@ -138,7 +190,8 @@ class LinearChainCRF(nn.Module):
         """
         if not requests:
             return []
-        _, trans, end = self._scores()
+        tables = self.tables()
+        trans, end = tables.trans, tables.end
         device = emissions.device
         first = torch.tensor([(r.index, r.start, r.tags[0]) for r in requests], device=device)
         score = fb.alpha[first[:, 0], first[:, 1], first[:, 2]]  # (N,)
@@ -171,7 +224,61 @@ class LinearChainCRF(nn.Module):
 
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (emissions: (T, K)) with their scores."""
-        return kbest_paths(emissions, k, *self._scores())
+        tables = self.tables()
+        return kbest_paths(emissions, k, tables.start, tables.trans, tables.end)
+
+
+def _scaled_forward_backward(
+    emissions: Tensor, mask: Tensor, tables: DecodeTables
+) -> ForwardBackward:
+    """See `LinearChainCRF.forward_backward`; computed in the dtype of `emissions`.
+
+    alpha[t] = log(a[t]) + scale_a[t] with a[t] summing to 1 (likewise beta); a step that
+    underflows entirely gives NaN, and so a non-finite log_z.
+    """
+    batch, seq_len, _ = emissions.shape
+    dtype = emissions.dtype
+    start, end = tables.start.to(dtype), tables.end.to(dtype)
+    exp_trans, exp_trans_t = tables.exp_trans.to(dtype), tables.exp_trans_t.to(dtype)
+    full = bool(mask.all())
+    top = emissions.amax(dim=2, keepdim=True)  # (B, T, 1)
+    probs = torch.exp(emissions - top)  # (B, T, K); 1 for the best tag of each step
+    real = mask.unsqueeze(2)  # (B, T, 1)
+
+    first = start + emissions[:, 0]  # (B, K)
+    first_scale = torch.logsumexp(first, dim=1, keepdim=True)  # (B, 1)
+    a = [torch.exp(first - first_scale)]
+    a_totals = []
+    for t in range(1, seq_len):
+        u = (a[-1] @ exp_trans) * probs[:, t]
+        total = u.sum(dim=1, keepdim=True)  # (B, 1)
+        a.append(u / total if full else torch.where(real[:, t], u / total, a[-1]))
+        a_totals.append(total)
+
+    end_scale = torch.logsumexp(end, dim=0)
+    b = [torch.exp(end - end_scale).expand(batch, -1)] * seq_len
+    b_totals: list[Tensor] = [None] * (seq_len - 1)  # type: ignore[list-item]
+    for t in range(seq_len - 2, -1, -1):
+        v = (b[t + 1] * probs[:, t + 1]) @ exp_trans_t
+        total = v.sum(dim=1, keepdim=True)
+        b[t] = v / total if full else torch.where(real[:, t + 1], v / total, b[t + 1])
+        b_totals[t] = total
+
+    shift = tables.shift.to(dtype)
+    scale_a = first_scale  # (B, 1), then (B, T)
+    scale_b = end_scale.expand(batch, 1)
+    if seq_len > 1:
+        # The log-scale each step adds (0 past a sentence's end, where values are carried).
+        steps = real[:, 1:, 0]  # (B, T-1)
+        grow_a = torch.where(steps, shift + top[:, 1:, 0] + torch.log(torch.cat(a_totals, 1)), 0)
+        grow_b = torch.where(steps, shift + top[:, 1:, 0] + torch.log(torch.cat(b_totals, 1)), 0)
+        scale_a = torch.cat([first_scale, first_scale + grow_a.cumsum(dim=1)], dim=1)
+        suffix = grow_b.flip(1).cumsum(dim=1).flip(1)  # sum over steps t..T-2, for beta[t]
+        scale_b = torch.cat([suffix + end_scale, scale_b], dim=1)
+    alpha = torch.log(torch.stack(a, dim=1)) + scale_a.unsqueeze(2)
+    beta = torch.log(torch.stack(b, dim=1)) + scale_b.unsqueeze(2)
+    log_z = torch.logsumexp(alpha[:, -1] + end, dim=1)
+    return ForwardBackward(alpha, beta, log_z)
 
 
 def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:
@@ -244,30 +351,37 @@ class MaxPlusStep:
         return best, index
 
 
-def viterbi_paths(
-    emissions: Tensor, mask: Tensor, start: Tensor, trans: Tensor, end: Tensor
-) -> tuple[Tensor, Tensor]:
+def viterbi_paths(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> tuple[Tensor, Tensor]:
     """Batched Viterbi: one loop over time steps, none over sentences.
 
     Args:
         emissions: (B, T, K); mask: (B, T) bool with right padding;
-        start, end: (K,) and trans: (K, K) scores (-inf forbids).
+        tables: the start, transition and end scores (-inf forbids), see `DecodeTables`.
 
     Returns:
         paths: (B, T) long, the best tags (0 on padding); scores: (B,) their scores.
     """
     batch, seq_len, _ = emissions.shape
-    score = start + emissions[:, 0]  # (B, K)
-    # Small batches (one utterance from a chatbot) skip pruning: its set-up and its checks cost
-    # more than the dense steps they save.
-    step = MaxPlusStep(trans, prune=batch >= PRUNE_MIN_BATCH)
+    full = bool(mask.all())  # no padding: no need to carry finished sentences along
+    step = tables.step(batch)
+    score = tables.start + emissions[:, 0]  # (B, K)
     history = []
     for t in range(1, seq_len):
         best, index = step(score)  # best previous tag for each current tag: (B, K)
         history.append(index)
-        score = torch.where(mask[:, t : t + 1], best + emissions[:, t], score)
-    score = score + end
-    best_score, last = score.max(dim=1)  # (B,)
+        following = best + emissions[:, t]
+        score = following if full else torch.where(mask[:, t : t + 1], following, score)
+    best_score, last = (score + tables.end).max(dim=1)  # (B,)
+    if batch == 1:
+        # One sentence: follow the back-pointers in Python, not one tensor step per token.
+        length = seq_len if full else int(mask.sum())
+        back = torch.stack(history)[: length - 1, 0].tolist() if length > 1 else []
+        path = [int(last)]
+        for pointers in reversed(back):
+            path.append(pointers[path[-1]])
+        path.reverse()
+        padded = path + [0] * (seq_len - length)
+        return torch.tensor([padded], device=emissions.device), best_score
     lengths = mask.sum(dim=1)
     paths = torch.zeros(batch, seq_len, dtype=torch.long, device=emissions.device)
     current = last

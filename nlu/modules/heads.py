@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from nlu.modules.crf import (
     Constraints,
+    DecodeTables,
     LinearChainCRF,
     SpanRequest,
     kbest_paths,
@@ -72,6 +73,7 @@ class SoftmaxTagHead(nn.Module):
         self.register_buffer("start_bias", start, persistent=False)
         self.register_buffer("transition_bias", trans, persistent=False)
         self.register_buffer("end_bias", torch.zeros(num_tags), persistent=False)
+        self._frozen: DecodeTables | None = None
 
     def forward(self, states: Tensor) -> Tensor:
         """states: (B, T, H) -> tag scores (B, T, K)."""
@@ -83,17 +85,30 @@ class SoftmaxTagHead(nn.Module):
 
     def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
         if self.constrained:
-            best, _ = viterbi_paths(scores.log_softmax(dim=-1), mask, *self._scores())
+            best, _ = viterbi_paths(scores.log_softmax(dim=-1), mask, self.tables())
         else:
             best = scores.argmax(dim=-1)
         return trim_paths(best, mask)
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         """k best sequences of one sentence (scores: (T, K)); a score is a sum of log-probs."""
-        return kbest_paths(scores.log_softmax(dim=-1), k, *self._scores())
+        tables = self.tables()
+        return kbest_paths(scores.log_softmax(dim=-1), k, tables.start, tables.trans, tables.end)
 
-    def _scores(self) -> tuple[Tensor, Tensor, Tensor]:
-        return self.start_bias, self.transition_bias, self.end_bias
+    def tables(self) -> DecodeTables:
+        if self._frozen is not None:
+            return self._frozen
+        return DecodeTables(self.start_bias, self.transition_bias, self.end_bias)
+
+    def freeze(self) -> None:
+        """Build the decode tables once, for inference; see `LinearChainCRF.freeze`."""
+        self._frozen = None
+        self._frozen = self.tables().build()
+
+    def train(self, mode: bool = True) -> SoftmaxTagHead:
+        if mode:
+            self._frozen = None
+        return super().train(mode)
 
     def confidence(self, scores: Tensor, mask: Tensor) -> SoftmaxConfidence:
         return SoftmaxConfidence(scores)
@@ -124,6 +139,10 @@ class CRFTagHead(nn.Module):
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         return self.crf.kbest(scores, k)
+
+    def freeze(self) -> None:
+        """Build the decode tables once, for inference; see `LinearChainCRF.freeze`."""
+        self.crf.freeze()
 
     def confidence(self, scores: Tensor, mask: Tensor) -> CRFConfidence:
         return CRFConfidence(self.crf, scores, mask)
