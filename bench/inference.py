@@ -6,7 +6,9 @@ Measures, in one run and one process:
 - `Parser.parse` one utterance at a time over the test split: p50 / p99 latency;
 - `Parser.parse_batch` throughput at batch 256, next to the model forward pass + pytorch-crf's
   own `decode` (the pre-vectorisation path) on the same batches;
-- expected calibration error (ECE) of slot and intent confidence on the dev split.
+- expected calibration error (ECE) of slot and intent confidence on the dev split;
+- the test scores;
+for the float32 model and, loaded with `quantize=True`, its int8 version.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
+from nlu.evaluate import evaluate
 from nlu.features import collate, featurize
 from nlu.parser import Parser
 from nlu.readers import read_seqio, resolve_split
@@ -100,28 +104,50 @@ def calibration(parser: Parser, examples) -> dict[str, float]:
     }
 
 
+def measure(parser: Parser, test, dev, repeats: int) -> dict:
+    texts = [" ".join(e.tokens) for e in test]
+    report = evaluate(parser, test)
+    return {
+        "test_scores": {
+            "slot_f1": report.slot.f1,
+            "intent_accuracy": report.intent_accuracy,
+            "sentence_accuracy": report.sentence_accuracy,
+        },
+        "parse": latency(parser, texts, repeats),
+        "parse_batch_256_per_s": throughput(parser, texts, 256, repeats),
+        "calibration_dev": calibration(parser, dev),
+    }
+
+
 def main() -> None:
     parser_ = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser_.add_argument("--model", default="runs/latest")
     parser_.add_argument("--data", default="atis")
     parser_.add_argument("--threads", type=int, default=0)
     parser_.add_argument("--repeats", type=int, default=3)
+    parser_.add_argument("--no-int8", action="store_true", help="Skip the quantized model.")
+    parser_.add_argument("--out", help="Also write the results to this JSON file.")
     args = parser_.parse_args()
     parser = Parser.load(args.model, num_threads=args.threads or None)
     test = read_seqio(resolve_split(args.data, "test"))
-    texts = [" ".join(e.tokens) for e in test]
+    dev = read_seqio(resolve_split(args.data, "valid"))
     results = {
         "model": args.model,
+        "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
-        "utterances": len(texts),
-        "parse": latency(parser, texts, args.repeats),
-        "parse_batch_256_per_s": throughput(parser, texts, 256, args.repeats),
+        "utterances": len(test),
+        "float32": measure(parser, test, dev, args.repeats),
         "forward_plus_pytorch_crf_decode_256_per_s": pytorch_crf_throughput(
             parser, [list(e.tokens) for e in test], 256, args.repeats
         ),
-        "calibration_dev": calibration(parser, read_seqio(resolve_split(args.data, "valid"))),
     }
-    print(json.dumps(results, indent=2))
+    if not args.no_int8:
+        quantized = Parser.load(args.model, quantize=True)
+        results["int8"] = measure(quantized, test, dev, args.repeats)
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import default_model, user_errors
+from cli._output import Quantize, default_model, user_errors
 
 TOKEN_ENV = "NLU_SERVER_TOKEN"
 
@@ -31,6 +31,7 @@ def serve(
     ] = False,
     micro_batch_wait_ms: Annotated[float, typer.Option(help="How long to gather (ms).")] = 2.0,
     threads: Annotated[int, typer.Option(help="Torch threads (0 keeps torch's default).")] = 0,
+    quantize: Quantize = False,
 ) -> None:
     """Serve a model over HTTP: POST /model/parse, POST /parse/batch, GET /health, GET /model."""
     import uvicorn
@@ -39,7 +40,7 @@ def serve(
     from nlu.server import ServerSettings, create_app
 
     with user_errors():
-        parser = Parser.load(default_model(model), num_threads=threads or None)
+        parser = Parser.load(default_model(model), num_threads=threads or None, quantize=quantize)
     settings = ServerSettings(
         max_text_length=max_text_length,
         max_batch_texts=max_batch,

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import default_model, highlighted, user_errors
+from cli._output import Quantize, default_model, highlighted, user_errors
 
 HISTORY = Path("~/.nlu_history").expanduser()
 QUIT = {":quit", ":q", ":exit"}
@@ -18,6 +18,7 @@ def shell(
         Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
     ] = None,
     top: Annotated[int, typer.Option(help="Intents to show in the ranking.")] = 3,
+    quantize: Quantize = False,
 ) -> None:
     """Interactive prompt: each line is parsed and shown; :quit or Ctrl-D leaves."""
     from rich.console import Console
@@ -25,7 +26,7 @@ def shell(
     from nlu.parser import Parser
 
     with user_errors():
-        parser = Parser.load(default_model(model))
+        parser = Parser.load(default_model(model), quantize=quantize)
     console = Console(highlight=False)
     _load_history()
     console.print(f"[dim]{parser.config.name}: type an utterance; :quit or Ctrl-D leaves[/dim]")

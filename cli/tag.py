@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import default_model, fail, highlighted, user_errors
+from cli._output import Quantize, default_model, fail, highlighted, user_errors
 
 CHUNK = 256  # utterances parsed per batch when streaming
 
@@ -33,6 +33,7 @@ def tag(
         Path | None, typer.Option("--output", help="Write parses here as JSON lines.")
     ] = None,
     n_best: Annotated[int, typer.Option(help="Also give the k best tag sequences.")] = 0,
+    quantize: Quantize = False,
 ) -> None:
     """Tag utterances: the intent with its confidence and each slot with its span."""
     from nlu.parser import Parser
@@ -40,7 +41,7 @@ def tag(
     if input_file is None and not texts:
         raise fail("give texts to tag, '-' to read stdin, or --input FILE")
     with user_errors():
-        parser = Parser.load(default_model(model))
+        parser = Parser.load(default_model(model), quantize=quantize)
         if input_file is not None:
             lines, total = _read_input(input_file), _count_utterances(input_file)
         elif texts == ["-"]:

@@ -117,6 +117,7 @@ def model_summary(parser: Parser) -> dict[str, Any]:
         "training_data": info.get("data", parser.config.data.name),
         "metrics": info.get("metrics", {}),
         "created": info.get("created"),
+        "quantized": parser.quantized,
     }
 
 

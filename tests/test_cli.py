@@ -35,6 +35,12 @@ def test_tag_json_is_rasa_shaped(trained):
     ].items()
 
 
+def test_tag_quantized(trained):
+    result = invoke("tag", "--quantize", "--model", str(trained.model_dir), "fly to London")
+    assert result.exit_code == 0, result.output
+    assert "toloc.city_name" in result.output and "London" in result.output
+
+
 def test_tag_uses_nlu_model_env(trained, monkeypatch):
     monkeypatch.setenv("NLU_MODEL", str(trained.run_dir))
     assert invoke("tag", "taxi in boston").exit_code == 0

@@ -65,3 +65,38 @@ def test_softmax_head_parses_with_n_best_and_token_product_confidence():
         for t in range(e.token_start, e.token_end):
             expected *= float(probs[t, vocabs.tags.stoi[parse.tags[t]]])
         assert e.confidence == pytest.approx(expected, rel=1e-5)
+
+
+def test_quantized_parser_tags_like_the_float_one(trained, parser, tiny_dir):
+    quantized = Parser.load(trained.model_dir, quantize=True)
+    assert quantized.quantized and not parser.quantized
+    dynamic = {
+        type(m).__name__
+        for m in quantized.model.modules()
+        if ".quantized.dynamic." in type(m).__module__
+    }
+    assert {"LSTM", "Linear"} <= dynamic
+    texts = (tiny_dir / "train" / "seq.in").read_text().splitlines()
+    floats, ints = parser.parse_batch(texts), quantized.parse_batch(texts)
+    same = sum(f.tags == q.tags and f.intent == q.intent for f, q in zip(floats, ints))
+    assert same >= 0.9 * len(texts)
+    for q in ints:
+        assert all(
+            0.0 < e.confidence <= 1.0 and q.text[e.start : e.end] == e.value for e in q.entities
+        )
+
+
+@pytest.mark.parametrize("kind", ["rnn", "irnn", "lstm", "peephole_lstm", "gru"])
+def test_every_encoder_quantizes(kind):
+    from nlu.parser import quantize_int8
+
+    vocabs = build_vocabs([["fly", "to", "boston"]], [["O", "O", "B-city"]], ["flight", "other"])
+    config = load_config(None, [f"model.encoder={kind}", "model.hidden_dim=8", "model.word_dim=8"])
+    torch.manual_seed(0)
+    model = build_model(config.model, vocabs)
+    texts = ["fly to boston", "to boston fly fly"]
+    floats = Parser(model, vocabs, config).parse_batch(texts)
+    ints = Parser(quantize_int8(model), vocabs, config, quantized=True).parse_batch(texts)
+    for f, q in zip(floats, ints):
+        assert q.tokens == f.tokens and len(q.intent_ranking) == len(f.intent_ranking)
+        assert q.intent_confidence == pytest.approx(f.intent_confidence, abs=0.05)
