@@ -1,6 +1,7 @@
 """Every encoder x tag head on ATIS and SNIPS under one fixed budget, 3 seeds each.
 
     NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/encoders.py --workers 2
+    NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/encoders.py --speed  # idle machine
     .venv/bin/python bench/encoders.py --table        # Markdown tables from the saved results
 
 The grid: {rnn, irnn, lstm, peephole_lstm, gru} x {softmax, crf}, bidirectional, plus
@@ -14,6 +15,10 @@ still the one scored). Each run is its own process with one torch thread, so
 One JSON file per run in bench/results/encoders/; a run whose file exists is skipped, so an
 interrupted grid resumes where it stopped, and a second process started beside the first takes
 the jobs the first has not claimed.
+
+The grid's own timings are taken two runs at a time, often beside other work; `--speed` times
+every configuration again, one at a time (one epoch, then parse latency), into
+bench/results/encoders/speed.json, and the tables take their timing columns from there.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ GRID_BASE = {
     ],
 }
 INFERENCE_SENTENCES = 200
+SPEED = RESULTS / "speed.json"  # from --speed: timings measured one configuration at a time
 
 
 @dataclass(frozen=True)
@@ -104,14 +110,11 @@ def claim(job: Job) -> bool:
     return True
 
 
-def run(job: Job) -> dict | None:
-    """Train one cell of the grid in this (fresh) process and write its JSON."""
-    if job.path.exists() or not claim(job):
-        return None
+def train_job(job: Job, runs_dir: str):  # -> nlu.training.train.TrainResult
+    """Train one grid configuration with one torch thread."""
     import torch
 
     from nlu.config import load_config
-    from nlu.readers import read_seqio, resolve_split
     from nlu.training.train import train
 
     torch.set_num_threads(1)
@@ -120,7 +123,7 @@ def run(job: Job) -> dict | None:
         [
             *GRID_BASE[job.dataset],
             f"name={job.name}",
-            "runs_dir=runs/encoders",
+            f"runs_dir={runs_dir}",
             f"model.encoder={job.encoder}",
             f"model.tag_head={job.head}",
             f"model.bidirectional={str(job.bidirectional).lower()}",
@@ -131,11 +134,25 @@ def run(job: Job) -> dict | None:
             "train.progress_bar=false",
         ],
     )
-    result = train(cfg)
+    return train(cfg)
+
+
+def test_sentences(dataset: str) -> list[str]:
+    from nlu.readers import read_seqio, resolve_split
+
+    examples = read_seqio(resolve_split(dataset, "test"))[:INFERENCE_SENTENCES]
+    return [" ".join(e.tokens) for e in examples]
+
+
+def run(job: Job) -> dict | None:
+    """Train one cell of the grid in this (fresh) process and write its JSON."""
+    if job.path.exists() or not claim(job):
+        return None
+    import torch
+
+    result = train_job(job, "runs/encoders")
     test = result.reports["test"].summary()
-    examples = read_seqio(resolve_split(job.dataset, "test"))[:INFERENCE_SENTENCES]
-    sentences = [" ".join(e.tokens) for e in examples]
-    params, ms = measure(result.model_dir, sentences)
+    params, ms = measure(result.model_dir, test_sentences(job.dataset))
     row = {
         **job.__dict__,
         "slot_f1": test["slot_f1"],
@@ -148,12 +165,39 @@ def run(job: Job) -> dict | None:
         "inference_ms": ms,
         "torch": torch.__version__,
     }
-    job.path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = job.path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(row, indent=2), encoding="utf-8")
-    tmp.replace(job.path)
+    write_json(job.path, row)
     job.path.with_suffix(".claim").unlink()
     return row
+
+
+def write_json(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(value, indent=2), encoding="utf-8")
+    tmp.replace(path)
+
+
+def speed(job: Job) -> dict:
+    """One epoch of training (validation included, as in the grid's runs) and the parse
+    latency of the model it gives, in this fresh process."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as runs_dir:
+        result = train_job(job, runs_dir)
+        _, ms = measure(result.model_dir, test_sentences(job.dataset))
+    return {"seconds_per_epoch": result.fit_seconds, "inference_ms": ms}
+
+
+def speed_pass(datasets: list[str]) -> None:
+    """Every grid configuration's speed, one after the other on an otherwise idle machine, so
+    that the timings compare (the grid itself runs two jobs at once, beside other work)."""
+    context = get_context("spawn")
+    timings = json.loads(SPEED.read_text(encoding="utf-8")) if SPEED.exists() else {}
+    for job in grid(datasets, [1], {"atis": 1, "snips": 1}):
+        with ProcessPoolExecutor(1, mp_context=context) as pool:
+            timings[job.name] = pool.submit(speed, job).result()
+        print(f"{job.name}: {timings[job.name]}", flush=True)
+        write_json(SPEED, timings)
 
 
 def mean_std(values: list[float], digits: int = 2) -> str:
@@ -163,7 +207,8 @@ def mean_std(values: list[float], digits: int = 2) -> str:
 
 def table() -> str:
     rows: dict[tuple, list[dict]] = {}
-    for path in sorted(RESULTS.glob("*.json")):
+    timings = json.loads(SPEED.read_text(encoding="utf-8")) if SPEED.exists() else {}
+    for path in sorted(RESULTS.glob("*_seed*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
         rows.setdefault((r["dataset"], r["encoder"], r["head"], r["bidirectional"]), []).append(r)
     lines = []
@@ -184,14 +229,19 @@ def table() -> str:
         for (_, encoder, head, bi), runs in sorted(
             cells, key=lambda kv: (not kv[0][3], order[kv[0][1]], kv[0][2])
         ):
+            name = f"{dataset}_{encoder}_{head}_{'bi' if bi else 'uni'}"
+            timing = timings.get(name) or {  # the grid runs' own timings, taken under load
+                "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in runs),
+                "inference_ms": statistics.mean(r["inference_ms"] for r in runs),
+            }
             lines.append(
                 f"| {encoder} | {head} | {'bi' if bi else 'uni'} | {len(runs)} "
                 f"| {mean_std([r['slot_f1'] for r in runs])} "
                 f"| {mean_std([r['intent_accuracy'] for r in runs])} "
                 f"| {mean_std([r['sentence_accuracy'] for r in runs])} "
                 f"| {runs[0]['parameters']:,} "
-                f"| {statistics.mean(r['seconds_per_epoch'] for r in runs):.1f} "
-                f"| {statistics.mean(r['inference_ms'] for r in runs):.2f} |"
+                f"| {timing['seconds_per_epoch']:.1f} "
+                f"| {timing['inference_ms']:.2f} |"
             )
     return "\n".join(lines)
 
@@ -204,9 +254,15 @@ def main() -> None:
     parser.add_argument("--snips-epochs", type=int, default=DEFAULT_EPOCHS["snips"])
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--table", action="store_true", help="only print the tables")
+    parser.add_argument(
+        "--speed", action="store_true", help="only time each configuration, one at a time"
+    )
     args = parser.parse_args()
     if args.table:
         print(table())
+        return
+    if args.speed:
+        speed_pass(args.datasets)
         return
     epochs = {"atis": args.atis_epochs, "snips": args.snips_epochs}
     jobs = [j for j in grid(args.datasets, args.seeds, epochs) if not j.path.exists()]
