@@ -29,9 +29,9 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, port: int, micro_batch: bool) -> subprocess.Popen:
+def start_server(model: str, port: int, micro_batch: bool, options: list[str]) -> subprocess.Popen:
     nlu = str(Path(sys.executable).parent / "nlu")
-    cmd = [nlu, "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [nlu, "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), *options]
     if micro_batch:
         cmd.append("--micro-batch")
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -46,29 +46,69 @@ def start_server(model: str, port: int, micro_batch: bool) -> subprocess.Popen:
     raise RuntimeError("server did not come up within 60 s")
 
 
+class Connection:
+    """A keep-alive HTTP/1.1 client connection on asyncio streams.
+
+    The load generator shares the machine's two cores with the server, so it must cost as little
+    as possible per request: no client library, the request bytes built by hand, the response
+    read by its Content-Length.
+    """
+
+    def __init__(self, host: str, port: int, path: str) -> None:
+        self.host, self.port, self.path = host, port, path
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post_json(self, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        self.writer.write(head.encode("ascii") + body)
+        status_line, *header_lines = (
+            (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        )
+        length = 0
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        payload = await self.reader.readexactly(length)
+        return int(status_line.split()[1]), payload
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
 async def load(
-    url: str, texts: list[str], clients: int, max_requests: int, max_seconds: float
+    port: int, texts: list[str], clients: int, max_requests: int, max_seconds: float
 ) -> dict:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    bodies = [json.dumps({"text": t}).encode() for t in texts]
     sent = 0
     stop_at = time.perf_counter() + max_seconds
 
-    async def client(c: httpx.AsyncClient, k: int) -> None:
+    async def client(k: int) -> None:
         nonlocal sent
-        while sent < max_requests and time.perf_counter() < stop_at:
-            text = texts[(sent + k) % len(texts)]
-            sent += 1
-            started = time.perf_counter()
-            response = await c.post(url, json={"text": text})
-            latencies.append((time.perf_counter() - started) * 1000)
-            statuses[response.status_code] = statuses.get(response.status_code, 0) + 1
+        connection = Connection("127.0.0.1", port, "/model/parse")
+        try:
+            while sent < max_requests and time.perf_counter() < stop_at:
+                body = bodies[(sent + k) % len(bodies)]
+                sent += 1
+                started = time.perf_counter()
+                status, _ = await connection.post_json(body)
+                latencies.append((time.perf_counter() - started) * 1000)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            connection.close()
 
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as c:
-        started = time.perf_counter()
-        await asyncio.gather(*(client(c, k) for k in range(clients)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    elapsed = time.perf_counter() - started
     latencies.sort()
     return {
         "clients": clients,
@@ -81,23 +121,41 @@ async def load(
     }
 
 
+def run_loop(coroutine):
+    """asyncio.run, on uvloop when it is installed (as it is with the server's dependencies)."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coroutine)
+    return uvloop.run(coroutine)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="runs/latest")
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--requests", type=int, default=3000, help="per level, at most")
     parser.add_argument("--seconds", type=float, default=20.0, help="per level, at most")
+    parser.add_argument("--quantize", action="store_true", help="serve the int8 model")
+    parser.add_argument("--threads", type=int, help="the server's torch threads (default: 1)")
+    parser.add_argument("--wait-ms", type=float, help="micro-batch gathering time")
+    parser.add_argument("--only", choices=["off", "on"], help="only without / with micro-batching")
     args = parser.parse_args()
+    options = [] if args.threads is None else ["--threads", str(args.threads)]
+    if args.quantize:
+        options.append("--quantize")
+    if args.wait_ms is not None:
+        options += ["--micro-batch-wait-ms", str(args.wait_ms)]
+    modes = {"off": [False], "on": [True], None: [False, True]}[args.only]
     texts = [" ".join(e.tokens) for e in read_seqio(resolve_split("atis", "test"))]
     rows = []
-    for micro_batch in (False, True):
+    for micro_batch in modes:
         port = free_port()
-        server = start_server(args.model, port, micro_batch)
+        server = start_server(args.model, port, micro_batch, options)
         try:
-            url = f"http://127.0.0.1:{port}/model/parse"
-            asyncio.run(load(url, texts, 4, 200, 5))  # warm up
+            run_loop(load(port, texts, 4, 200, 5))  # warm up
             for clients in args.clients:
-                row = asyncio.run(load(url, texts, clients, args.requests, args.seconds))
+                row = run_loop(load(port, texts, clients, args.requests, args.seconds))
                 row["micro_batch"] = micro_batch
                 rows.append(row)
                 print(json.dumps(row), flush=True)

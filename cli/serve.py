@@ -29,8 +29,20 @@ def serve(
     micro_batch: Annotated[
         bool, typer.Option(help="Gather concurrent /model/parse requests into one forward pass.")
     ] = False,
-    micro_batch_wait_ms: Annotated[float, typer.Option(help="How long to gather (ms).")] = 2.0,
-    threads: Annotated[int, typer.Option(help="Torch threads (0 keeps torch's default).")] = 0,
+    micro_batch_wait_ms: Annotated[
+        float,
+        typer.Option(
+            help="Hold each micro-batch open this long (ms); 0 takes the requests that queued "
+            "while the previous batch ran."
+        ),
+    ] = 0.0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            help="Torch threads of the inference thread (0 keeps torch's default). One is "
+            "fastest for one-utterance requests: a second only waits on the first."
+        ),
+    ] = 1,
     quantize: Quantize = False,
 ) -> None:
     """Serve a model over HTTP: POST /model/parse, POST /parse/batch, GET /health, GET /model."""

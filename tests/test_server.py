@@ -110,3 +110,37 @@ def test_concurrent_requests_under_micro_batching(parser):
     assert [r.json()["text"] for r in responses] == texts
     expected = [p.intent for p in parser.parse_batch(texts)]
     assert [r.json()["intent"]["name"] for r in responses] == expected
+
+
+def test_micro_batches_are_what_queued_while_the_last_batch_ran(parser):
+    """With no gathering time, a request to an idle model runs alone; the requests that arrive
+    meanwhile form the next batch, up to the size limit."""
+    import asyncio
+    import json
+    import threading
+
+    from nlu.server import MicroBatcher
+
+    batches, release = [], threading.Event()
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+
+        async def run(function, *args):
+            batches.append(list(args[1]))
+            await loop.run_in_executor(None, release.wait)  # the model is busy until released
+            return function(*args)
+
+        batcher = MicroBatcher(parser, max_size=3, wait_ms=0, run=run)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.parse("a"))
+        await asyncio.sleep(0.05)  # "a" is running alone
+        rest = [asyncio.ensure_future(batcher.parse(t)) for t in "bcde"]
+        await asyncio.sleep(0.05)
+        release.set()
+        bodies = await asyncio.gather(first, *rest)
+        await batcher.stop()
+        return [json.loads(b)["text"] for b in bodies]
+
+    assert asyncio.run(scenario()) == list("abcde")
+    assert batches == [["a"], ["b", "c", "d"], ["e"]]
