@@ -139,11 +139,13 @@ def main() -> None:
     parser.add_argument("--quantize", action="store_true", help="serve the int8 model")
     parser.add_argument("--threads", type=int, help="the server's torch threads (default: 1)")
     parser.add_argument("--wait-ms", type=float, help="micro-batch gathering time")
+    parser.add_argument("--workers", type=int, default=1, help="server processes")
     parser.add_argument("--only", choices=["off", "on"], help="only without / with micro-batching")
     args = parser.parse_args()
     options = [] if args.threads is None else ["--threads", str(args.threads)]
     if args.quantize:
         options.append("--quantize")
+    options += ["--workers", str(args.workers)]
     if args.wait_ms is not None:
         options += ["--micro-batch-wait-ms", str(args.wait_ms)]
     modes = {"off": [False], "on": [True], None: [False, True]}[args.only]

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import Quantize, default_model, user_errors
+from cli._output import Quantize, default_model, fail, user_errors
 
 TOKEN_ENV = "NLU_SERVER_TOKEN"
 
@@ -44,15 +44,23 @@ def serve(
         ),
     ] = 1,
     quantize: Quantize = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="Server processes, each with its own copy of the model, sharing the port. "
+            "Two use both cores of a 2-core machine; one process is held to about one core by "
+            "Python's GIL."
+        ),
+    ] = 1,
 ) -> None:
     """Serve a model over HTTP: POST /model/parse, POST /parse/batch, GET /health, GET /model."""
     import uvicorn
 
     from nlu.parser import Parser
-    from nlu.server import ServerSettings, create_app
+    from nlu.server import ServerSettings, WorkerSpec, create_app
 
-    with user_errors():
-        parser = Parser.load(default_model(model), num_threads=threads or None, quantize=quantize)
+    if workers < 1:
+        raise fail(f"--workers: expected at least 1, got {workers}")
     settings = ServerSettings(
         max_text_length=max_text_length,
         max_batch_texts=max_batch,
@@ -60,5 +68,20 @@ def serve(
         micro_batch=micro_batch,
         micro_batch_wait_ms=micro_batch_wait_ms,
     )
+    with user_errors():
+        # Loaded here even with several workers: a bad model fails in one line, before serving.
+        parser = Parser.load(default_model(model), num_threads=threads or None, quantize=quantize)
     typer.echo(f"serving {parser.config.name} on http://{host}:{port} (docs at /docs)", err=True)
-    uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")
+    if workers == 1:
+        uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")
+        return
+    spec = WorkerSpec(str(default_model(model)), threads, quantize, settings)
+    spec.export()  # the worker processes read it back in `nlu.server.worker_app`
+    uvicorn.run(
+        "nlu.server:worker_app",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="warning",
+    )

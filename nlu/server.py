@@ -12,12 +12,14 @@ Imported only by `nlu serve` (and tests): FastAPI stays off the `nlu tag` path.
 from __future__ import annotations
 
 import asyncio
+import gc
 import hmac
 import json
+import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
@@ -40,6 +42,35 @@ class ServerSettings:
     micro_batch: bool = False  # gather concurrent /model/parse requests into one forward pass
     micro_batch_size: int = 64
     micro_batch_wait_ms: float = 0.0  # 0: a batch is whatever queued while the last one ran
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What each process of `nlu serve --workers N` loads, passed through the environment
+    (uvicorn starts the workers by importing an app factory, with no arguments)."""
+
+    model: str
+    threads: int
+    quantize: bool
+    settings: ServerSettings
+
+    ENV = "NLU_SERVE_WORKER"
+
+    def export(self) -> None:
+        value = {**asdict(self), "settings": asdict(self.settings)}
+        os.environ[self.ENV] = json.dumps(value)
+
+    @classmethod
+    def from_env(cls) -> WorkerSpec:
+        value = json.loads(os.environ[cls.ENV])
+        return cls(**{**value, "settings": ServerSettings(**value["settings"])})
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process of `nlu serve --workers N`."""
+    spec = WorkerSpec.from_env()
+    parser = Parser.load(spec.model, num_threads=spec.threads or None, quantize=spec.quantize)
+    return create_app(parser, spec.settings)
 
 
 class ParseRequest(BaseModel):
@@ -151,6 +182,9 @@ def create_app(parser: Parser, settings: ServerSettings | None = None) -> FastAP
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        # The model, torch and FastAPI are loaded for good: moved out of the garbage
+        # collector's reach, a full collection no longer walks them while requests wait.
+        gc.freeze()
         if batcher is not None:
             batcher.start()
         yield

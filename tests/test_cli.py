@@ -235,6 +235,35 @@ def test_serve_with_a_missing_model_is_one_line():
     assert result.exit_code == 1 and "no such model" in result.output
 
 
+def test_serve_with_workers_hands_the_model_to_each_worker_process(trained, monkeypatch):
+    """Several workers: uvicorn imports the app factory in each process, which loads the model
+    described in the environment. Checked by building that app here, as a worker would."""
+    import uvicorn
+    from fastapi.testclient import TestClient
+
+    from nlu.server import WorkerSpec, worker_app
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.delenv(WorkerSpec.ENV, raising=False)
+    args = ["--model", str(trained.model_dir), "--workers", "2", "--quantize", "--micro-batch"]
+    result = invoke("serve", *args)
+    assert result.exit_code == 0, result.output
+    ((app, options),) = calls
+    assert app == "nlu.server:worker_app" and options["factory"] and options["workers"] == 2
+    spec = WorkerSpec.from_env()  # the CLI set it; monkeypatch removes it after the test
+    assert spec.quantize and spec.settings.micro_batch and spec.threads == 1
+    with TestClient(worker_app()) as client:
+        body = client.post("/model/parse", json={"text": "fly to London"}).json()
+        assert body["entities"][0]["value"] == "London"
+        assert client.get("/model").json()["quantized"] is True
+
+
+def test_serve_refuses_zero_workers(trained):
+    result = invoke("serve", "--model", str(trained.model_dir), "--workers", "0")
+    assert result.exit_code == 1 and "--workers" in result.output
+
+
 def test_train_seeds_writes_an_aggregate_that_compare_reads(tmp_path):
     args = [a for o in TINY_OVERRIDES for a in ("--set", o)]
     result = invoke(
