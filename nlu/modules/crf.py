@@ -102,7 +102,31 @@ class DecodeTables:
         return self
 
 
-class LinearChainCRF(nn.Module):
+class DecodesWithTables(nn.Module):
+    """A module that decodes with `DecodeTables`: built on every call by `build_tables`, or
+    once by `freeze()` (for inference, after the weights are loaded); training mode drops
+    the frozen ones."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._frozen: DecodeTables | None = None
+
+    def build_tables(self) -> DecodeTables:
+        raise NotImplementedError
+
+    def tables(self) -> DecodeTables:
+        return self._frozen if self._frozen is not None else self.build_tables()
+
+    def freeze(self) -> None:
+        self._frozen = self.build_tables().build()
+
+    def train(self, mode: bool = True) -> DecodesWithTables:
+        if mode:
+            self._frozen = None
+        return super().train(mode)
+
+
+class LinearChainCRF(DecodesWithTables):
     """A CRF over `num_tags` tags; batch first, bool masks, right padding, mask[:, 0] True."""
 
     def __init__(self, num_tags: int) -> None:
@@ -112,7 +136,6 @@ class LinearChainCRF(nn.Module):
         # Added to the transition scores when decoding (not training); -inf forbids a move.
         self.register_buffer("start_bias", torch.zeros(num_tags), persistent=False)
         self.register_buffer("transition_bias", torch.zeros(num_tags, num_tags), persistent=False)
-        self._frozen: DecodeTables | None = None
 
     def constrain(self, constraints: Constraints) -> None:
         """At decode time, forbid the transitions and starts that `constraints` does not allow."""
@@ -121,20 +144,7 @@ class LinearChainCRF(nn.Module):
         self.transition_bias.copy_(trans)
         self._frozen = None
 
-    def freeze(self) -> None:
-        """Build the decode tables once and keep them: for inference, after the weights are
-        loaded. Switching back to training mode drops them."""
-        self._frozen = None
-        self._frozen = self.tables().build()
-
-    def train(self, mode: bool = True) -> LinearChainCRF:
-        if mode:
-            self._frozen = None
-        return super().train(mode)
-
-    def tables(self) -> DecodeTables:
-        if self._frozen is not None:
-            return self._frozen
+    def build_tables(self) -> DecodeTables:
         c = self.crf
         return DecodeTables(
             c.start_transitions + self.start_bias,

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from nlu.modules.crf import (
     Constraints,
+    DecodesWithTables,
     DecodeTables,
     LinearChainCRF,
     SpanRequest,
@@ -55,7 +56,7 @@ class CRFConfidence:
         return self.crf.span_probabilities(fb, self.scores, requests)
 
 
-class SoftmaxTagHead(nn.Module):
+class SoftmaxTagHead(DecodesWithTables):
     """Independent per-token softmax over tags; with constraints, decoded by Viterbi over
     token log-probabilities so that no forbidden transition is produced."""
 
@@ -73,7 +74,6 @@ class SoftmaxTagHead(nn.Module):
         self.register_buffer("start_bias", start, persistent=False)
         self.register_buffer("transition_bias", trans, persistent=False)
         self.register_buffer("end_bias", torch.zeros(num_tags), persistent=False)
-        self._frozen: DecodeTables | None = None
 
     def forward(self, states: Tensor) -> Tensor:
         """states: (B, T, H) -> tag scores (B, T, K)."""
@@ -95,20 +95,8 @@ class SoftmaxTagHead(nn.Module):
         tables = self.tables()
         return kbest_paths(scores.log_softmax(dim=-1), k, tables.start, tables.trans, tables.end)
 
-    def tables(self) -> DecodeTables:
-        if self._frozen is not None:
-            return self._frozen
+    def build_tables(self) -> DecodeTables:
         return DecodeTables(self.start_bias, self.transition_bias, self.end_bias)
-
-    def freeze(self) -> None:
-        """Build the decode tables once, for inference; see `LinearChainCRF.freeze`."""
-        self._frozen = None
-        self._frozen = self.tables().build()
-
-    def train(self, mode: bool = True) -> SoftmaxTagHead:
-        if mode:
-            self._frozen = None
-        return super().train(mode)
 
     def confidence(self, scores: Tensor, mask: Tensor) -> SoftmaxConfidence:
         return SoftmaxConfidence(scores)
