@@ -88,6 +88,7 @@ class ModelConfig:
     constrained_decoding: bool = False  # never decode O -> I-x or B-x -> I-y
     intent_pooling: Literal["max", "mean", "last", "attention"] = "max"
     intent_weight: float = 1.0  # joint loss = slot loss + intent_weight * intent loss
+    intent_parts: bool = False  # score "a#b" intent labels from a and b (see IntentParts)
     attention_heads: int = 0  # > 0: a self-attention block with this many heads after the encoder
     slot_intent_dim: int = 0  # > 0: the embedded intent distribution joins each token's features
 

@@ -175,7 +175,11 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
     tag_input_dim = encoder.output_dim + cfg.slot_intent_dim
     tag_head = TAG_HEADS[cfg.tag_head](tag_input_dim, len(vocabs.tags), constraints)
     intent_head = IntentHead(
-        encoder.output_dim, len(vocabs.intents), cfg.intent_pooling, cfg.bidirectional
+        encoder.output_dim,
+        len(vocabs.intents),
+        cfg.intent_pooling,
+        cfg.bidirectional,
+        labels=vocabs.intents.itos if cfg.intent_parts else None,
     )
     return JointModel(
         embedding,

@@ -149,3 +149,34 @@ def test_locked_dropout_drops_the_same_units_at_every_step():
     assert dropped.any() and (dropped == dropped[:, :1]).all()
     assert set(out.unique().tolist()) <= {0.0, 2.0}
     assert torch.equal(dropout.eval()(torch.ones(2, 2, 2)), torch.ones(2, 2, 2))
+
+
+def test_intent_parts_score_each_label_from_its_parts():
+    from nlu.modules.heads import IntentParts
+
+    labels = ["a", "b#c", "a#b", "c"]
+    parts = IntentParts(labels)
+    assert parts.parts == ["a", "b", "c"]
+    logits = torch.randn(5, 3) * 3
+    scores = parts(logits)  # (5, 4)
+    p = torch.sigmoid(logits)
+    for i, label in enumerate(labels):
+        inside = set(label.split("#"))
+        expected = sum(
+            torch.log(p[:, k]) if part in inside else torch.log(1 - p[:, k])
+            for k, part in enumerate(parts.parts)
+        )
+        torch.testing.assert_close(scores[:, i], expected)
+
+
+def test_intent_parts_head_keeps_one_logit_per_label():
+    vocabs = build_vocabs(SENTENCES, [["O", "B-x", "I-x"]], ["a", "a#b", "b"])
+    cfg = ModelConfig(word_dim=8, char_dim=4, char_filters=4, hidden_dim=8, intent_parts=True)
+    model = build_model(cfg, vocabs)
+    assert model.intent_head.proj.out_features == 2  # the parts a and b
+    batch = collate([featurize(s, vocabs, Tokenizer()) for s in SENTENCES])
+    output = model.forward_batch(batch)
+    assert output.intent_logits.shape == (3, 3)  # the labels a, a#b and b
+    losses = model.loss(output, torch.zeros_like(batch.word_ids), torch.tensor([0, 1, 2]))
+    losses.total.backward()
+    assert model.intent_head.proj.weight.grad.abs().sum() > 0

@@ -2,7 +2,7 @@
 
 from nlu.evaluate import evaluate
 from nlu.readers import read_seqio
-from tests.conftest import assert_same_parses
+from tests.conftest import TINY_OVERRIDES, assert_same_parses
 
 
 def test_overfits_its_own_training_data(trained, parser, tiny_dir):
@@ -35,3 +35,21 @@ def test_unseen_labels_in_test_count_as_errors(trained):
     # The fixture's test split has the intent "distance" and the tag "B-toloc.country_name",
     # neither of which is in train.
     assert trained.reports["test"].intent_accuracy < 100.0
+
+
+def test_intent_parts_learn_the_two_intent_label(tmp_path, tiny_dir):
+    """The tiny set has one "flight#airfare" question; scored from the parts flight and airfare,
+    the model still has to give that exact label back."""
+    from nlu.config import load_config
+    from nlu.parser import Parser
+    from nlu.training.train import train
+
+    cfg = load_config(
+        None, [*TINY_OVERRIDES, f"runs_dir={tmp_path}", "name=parts", "model.intent_parts=true"]
+    )
+    result = train(cfg)
+    parser = Parser.load(result.model_dir)
+    assert parser.parse("fare and flights from denver to boston").intent == "flight#airfare"
+    assert parser.parse("flights from denver to boston").intent == "flight"
+    ranking = parser.parse("fares from boston to denver").intent_ranking
+    assert abs(sum(c for _, c in ranking) - 1.0) < 1e-4

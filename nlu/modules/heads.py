@@ -6,6 +6,7 @@ never ask which one they hold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -175,20 +176,66 @@ class AttentionPool(nn.Module):
         return torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, H)
 
 
+INTENT_SEPARATOR = "#"  # ATIS writes a question with two intents as "atis_flight#atis_airfare"
+
+
+class IntentParts(nn.Module):
+    """Scores whole intent labels from independent scores of their parts.
+
+    ATIS's "atis_flight#atis_airfare" (19 training questions) is "atis_flight" (3,309) and
+    "atis_airfare" (385) asked together; a flat softmax learns it from its own 19 examples. Here
+    each part a gets a probability p_a = sigmoid(z_a), and a label L the log-score
+    sum over the parts of log p_a if a is in L, else log(1 - p_a). The softmax over the
+    labels seen in training is then a distribution over those labels (so losses, rankings and
+    confidences work unchanged) in which "fares" cues learnt from airfare questions count for the
+    two-intent label too.
+    """
+
+    def __init__(self, labels: Sequence[str]) -> None:
+        super().__init__()
+        parts = sorted({part for label in labels for part in label.split(INTENT_SEPARATOR)})
+        index = {part: i for i, part in enumerate(parts)}
+        membership = torch.zeros(len(labels), len(parts))
+        for row, label in enumerate(labels):
+            for part in label.split(INTENT_SEPARATOR):
+                membership[row, index[part]] = 1.0
+        self.parts = parts
+        self.register_buffer("membership", membership, persistent=False)  # (labels, parts)
+
+    def forward(self, part_logits: Tensor) -> Tensor:
+        """part_logits: (B, parts) -> label log-scores (B, labels)."""
+        present, absent = F.logsigmoid(part_logits), F.logsigmoid(-part_logits)
+        return present @ self.membership.T + absent @ (1.0 - self.membership).T
+
+
 class IntentHead(nn.Module):
-    """Pool the encoder states and classify the sentence."""
+    """Pool the encoder states and classify the sentence.
+
+    With `labels` given, the projection scores the parts of the labels and `IntentParts` turns
+    them into label scores; without, it scores the labels directly.
+    """
 
     def __init__(
-        self, input_dim: int, num_intents: int, pooling: Pooling = "max", bidirectional: bool = True
+        self,
+        input_dim: int,
+        num_intents: int,
+        pooling: Pooling = "max",
+        bidirectional: bool = True,
+        labels: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         self.pooling = pooling
         self.bidirectional = bidirectional
         self.attention = AttentionPool(input_dim) if pooling == "attention" else None
-        self.proj = nn.Linear(input_dim, num_intents)
+        self.parts = IntentParts(labels) if labels is not None else None
+        outputs = len(self.parts.parts) if self.parts is not None else num_intents
+        self.proj = nn.Linear(input_dim, outputs)
 
     def forward(self, states: Tensor, mask: Tensor) -> Tensor:
         """states: (B, T, H), mask: (B, T) -> intent logits (B, num_intents)."""
         if self.attention is not None:
-            return self.proj(self.attention(states, mask))
-        return self.proj(pool(states, mask, self.pooling, self.bidirectional))
+            pooled = self.attention(states, mask)
+        else:
+            pooled = pool(states, mask, self.pooling, self.bidirectional)
+        logits = self.proj(pooled)
+        return self.parts(logits) if self.parts is not None else logits
