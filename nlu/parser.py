@@ -145,7 +145,8 @@ class Parser:
     def parse_batch(
         self, texts: Sequence[str], batch_size: int = 256, n_best: int = 0
     ) -> list[Parse]:
-        """`parse` of several utterances, batched; results equal one-at-a-time parsing."""
+        """`parse` of several utterances, batched; results equal one-at-a-time parsing (for a
+        quantized Parser, up to the rounding of activations, which is per batch)."""
         tokenized = [self.tokenizer.tokenize(text) for text in texts]
         kept = [
             [i for i, t in enumerate(tokens) if self._model_sees(t.text)] for tokens in tokenized
@@ -192,9 +193,11 @@ def quantize_int8(model: JointModel) -> JointModel:
     quantization: activations are quantized on the fly, per batch).
 
     The weights take a quarter of the memory, so a recurrent step reads them from cache instead
-    of main memory: that is where the speed comes from. Embeddings, the CRF, `nn.RNN` (rnn and
-    irnn encoders) and the peephole LSTM stay in float32. Needs `torch.ao.quantization`, which
-    PyTorch marks as deprecated in favour of torchao but still ships.
+    of main memory: that is where the speed comes from. Activations are rounded with a scale
+    taken from each batch, so a sentence's scores can differ slightly with its batch-mates.
+    Embeddings, the CRF, `nn.RNN` (rnn and irnn encoders) and the peephole LSTM stay in float32.
+    Needs `torch.ao.quantization`, which PyTorch marks as deprecated in favour of torchao but
+    still ships.
     """
     try:
         from torch.ao.quantization import quantize_dynamic
