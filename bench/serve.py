@@ -2,9 +2,11 @@
 
     NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/serve.py --model runs/latest
 
-Starts the server in a subprocess (without, then with, micro-batching), waits for /health, and
-drives POST /model/parse with ATIS test utterances from asyncio clients. Every level is bounded
-in requests and in seconds, and talks only to 127.0.0.1.
+Starts the server in a subprocess (without, then with, micro-batching; `--only on|off` for one
+of them), waits for /health, and drives POST /model/parse with ATIS test utterances from asyncio
+clients, each on its own keep-alive connection. Every level is bounded in requests and in
+seconds, and talks only to 127.0.0.1. `--quantize`, `--workers N` and `--threads N` pass through
+to `nlu serve`.
 """
 
 from __future__ import annotations
