@@ -2,6 +2,7 @@
 
     NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/encoders.py --workers 2
     NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/encoders.py --speed  # idle machine
+    NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/encoders.py --latency-from runs/encoders
     .venv/bin/python bench/encoders.py --table        # Markdown tables from the saved results
 
 The grid: {rnn, irnn, lstm, peephole_lstm, gru} x {softmax, crf}, bidirectional, plus
@@ -17,8 +18,10 @@ interrupted grid resumes where it stopped, and a second process started beside t
 the jobs the first has not claimed.
 
 The grid's own timings are taken two runs at a time, often beside other work; `--speed` times
-every configuration again, one at a time (one epoch, then parse latency), into
-bench/results/encoders/speed.json, and the tables take their timing columns from there.
+every configuration again, one at a time (one epoch of training), into
+bench/results/encoders/speed.json, and `--latency-from` times `Parser.parse` on each
+configuration's trained model, one after another; the tables take their timing columns from
+there.
 """
 
 from __future__ import annotations
@@ -246,6 +249,27 @@ def table() -> str:
     return "\n".join(lines)
 
 
+def trained_latency(models_dir: Path, datasets: list[str]) -> None:
+    """Parse latency of each configuration's trained model (its lowest seed found under
+    `models_dir`, where the grid wrote them), one model after another, into speed.json: a model
+    after one epoch of `speed` does not tag like a trained one (how many slots it finds decides
+    whether forward-backward runs)."""
+    import torch
+
+    torch.set_num_threads(1)
+    timings = json.loads(SPEED.read_text(encoding="utf-8")) if SPEED.exists() else {}
+    for job in grid(datasets, [1], {"atis": 1, "snips": 1}):
+        found = list(models_dir.glob(f"{job.name}-*-seed*/model"))
+        if not found:
+            print(f"{job.name}: no trained model under {models_dir}", flush=True)
+            continue
+        model = min(found, key=lambda p: int(p.parent.name.rsplit("seed", 1)[1]))
+        _, ms = measure(model, test_sentences(job.dataset))
+        timings.setdefault(job.name, {}).update(inference_ms=ms, inference_model=model.parent.name)
+        print(f"{job.name}: {ms:.2f} ms ({model.parent.name})", flush=True)
+        write_json(SPEED, timings)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["atis", "snips"])
@@ -257,7 +281,15 @@ def main() -> None:
     parser.add_argument(
         "--speed", action="store_true", help="only time each configuration, one at a time"
     )
+    parser.add_argument(
+        "--latency-from",
+        type=Path,
+        help="only re-measure parse latency on the trained models under this runs directory",
+    )
     args = parser.parse_args()
+    if args.latency_from is not None:
+        trained_latency(args.latency_from, args.datasets)
+        return
     if args.table:
         print(table())
         return
