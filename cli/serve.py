@@ -68,14 +68,15 @@ def serve(
         micro_batch=micro_batch,
         micro_batch_wait_ms=micro_batch_wait_ms,
     )
+    model_dir = default_model(model)
     with user_errors():
         # Loaded here even with several workers: a bad model fails in one line, before serving.
-        parser = Parser.load(default_model(model), num_threads=threads or None, quantize=quantize)
+        parser = Parser.load(model_dir, num_threads=threads or None, quantize=quantize)
     typer.echo(f"serving {parser.config.name} on http://{host}:{port} (docs at /docs)", err=True)
     if workers == 1:
         uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")
         return
-    spec = WorkerSpec(str(default_model(model)), threads, quantize, settings)
+    spec = WorkerSpec(str(model_dir), threads, quantize, settings)
     spec.export()  # the worker processes read it back in `nlu.server.worker_app`
     uvicorn.run(
         "nlu.server:worker_app",

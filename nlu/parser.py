@@ -45,10 +45,8 @@ class Parser:
         config: ExperimentConfig,
         info: dict | None = None,
         ranking_size: int = 10,
-        quantized: bool = False,
     ) -> None:
         self.model = model.freeze()
-        self.quantized = quantized
         self.vocabs = vocabs
         self.config = config
         self.info = info or {}
@@ -79,7 +77,12 @@ class Parser:
             ) from None
         if quantize:
             model = quantize_int8(model)
-        return cls(model, loaded.vocabs, loaded.config, loaded.info, quantized=quantize)
+        return cls(model, loaded.vocabs, loaded.config, loaded.info)
+
+    @property
+    def quantized(self) -> bool:
+        """Whether some layers hold int8 weights (see `quantize_int8`)."""
+        return any(".quantized." in type(m).__module__ for m in self.model.modules())
 
     @torch.inference_mode()
     def predict(

@@ -96,7 +96,7 @@ def test_every_encoder_quantizes(kind):
     model = build_model(config.model, vocabs)
     texts = ["fly to boston", "to boston fly fly"]
     floats = Parser(model, vocabs, config).parse_batch(texts)
-    ints = Parser(quantize_int8(model), vocabs, config, quantized=True).parse_batch(texts)
+    ints = Parser(quantize_int8(model), vocabs, config).parse_batch(texts)
     for f, q in zip(floats, ints):
         assert q.tokens == f.tokens and len(q.intent_ranking) == len(f.intent_ranking)
         assert q.intent_confidence == pytest.approx(f.intent_confidence, abs=0.05)
