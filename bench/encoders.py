@@ -18,7 +18,7 @@ interrupted grid resumes where it stopped, and a second process started beside t
 the jobs the first has not claimed.
 
 The grid's own timings are taken two runs at a time, often beside other work; `--speed` times
-every configuration again, one at a time (one epoch of training), into
+every configuration's training again, one at a time (one epoch), into
 bench/results/encoders/speed.json, and `--latency-from` times `Parser.parse` on each
 configuration's trained model, one after another; the tables take their timing columns from
 there.
@@ -180,26 +180,37 @@ def write_json(path: Path, value) -> None:
     tmp.replace(path)
 
 
-def speed(job: Job) -> dict:
-    """One epoch of training (validation included, as in the grid's runs) and the parse
-    latency of the model it gives, in this fresh process."""
+def read_speed() -> dict[str, dict]:
+    """speed.json: per configuration name, `seconds_per_epoch` (`--speed`) and `inference_ms`
+    (`--latency-from`)."""
+    return json.loads(SPEED.read_text(encoding="utf-8")) if SPEED.exists() else {}
+
+
+def configurations(datasets: list[str]) -> list[Job]:
+    """One job per grid configuration (seed 1): what the timing passes measure."""
+    return grid(datasets, [1], {"atis": 1, "snips": 1})
+
+
+def epoch_seconds(job: Job) -> float:
+    """One epoch of training, validation included as in the grid's runs, in this fresh
+    process."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as runs_dir:
-        result = train_job(job, runs_dir)
-        _, ms = measure(result.model_dir, test_sentences(job.dataset))
-    return {"seconds_per_epoch": result.fit_seconds, "inference_ms": ms}
+        return train_job(job, runs_dir).fit_seconds
 
 
 def speed_pass(datasets: list[str]) -> None:
-    """Every grid configuration's speed, one after the other on an otherwise idle machine, so
-    that the timings compare (the grid itself runs two jobs at once, beside other work)."""
+    """Every grid configuration's training speed, one after the other on an otherwise idle
+    machine, so that the timings compare (the grid itself runs two jobs at once, beside other
+    work)."""
     context = get_context("spawn")
-    timings = json.loads(SPEED.read_text(encoding="utf-8")) if SPEED.exists() else {}
-    for job in grid(datasets, [1], {"atis": 1, "snips": 1}):
+    timings = read_speed()
+    for job in configurations(datasets):
         with ProcessPoolExecutor(1, mp_context=context) as pool:
-            timings[job.name] = pool.submit(speed, job).result()
-        print(f"{job.name}: {timings[job.name]}", flush=True)
+            seconds = pool.submit(epoch_seconds, job).result()
+        timings.setdefault(job.name, {})["seconds_per_epoch"] = seconds
+        print(f"{job.name}: {seconds:.1f} s / epoch", flush=True)
         write_json(SPEED, timings)
 
 
@@ -210,7 +221,7 @@ def mean_std(values: list[float], digits: int = 2) -> str:
 
 def table() -> str:
     rows: dict[tuple, list[dict]] = {}
-    timings = json.loads(SPEED.read_text(encoding="utf-8")) if SPEED.exists() else {}
+    timings = read_speed()
     for path in sorted(RESULTS.glob("*_seed*.json")):
         r = json.loads(path.read_text(encoding="utf-8"))
         rows.setdefault((r["dataset"], r["encoder"], r["head"], r["bidirectional"]), []).append(r)
@@ -233,10 +244,12 @@ def table() -> str:
             cells, key=lambda kv: (not kv[0][3], order[kv[0][1]], kv[0][2])
         ):
             name = f"{dataset}_{encoder}_{head}_{'bi' if bi else 'uni'}"
-            timing = timings.get(name) or {  # the grid runs' own timings, taken under load
-                "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in runs),
-                "inference_ms": statistics.mean(r["inference_ms"] for r in runs),
+            # Missing from speed.json: the grid runs' own timings, taken under load.
+            timing = {
+                key: statistics.mean(r[key] for r in runs)
+                for key in ("seconds_per_epoch", "inference_ms")
             }
+            timing.update(timings.get(name, {}))
             lines.append(
                 f"| {encoder} | {head} | {'bi' if bi else 'uni'} | {len(runs)} "
                 f"| {mean_std([r['slot_f1'] for r in runs])} "
@@ -251,14 +264,14 @@ def table() -> str:
 
 def trained_latency(models_dir: Path, datasets: list[str]) -> None:
     """Parse latency of each configuration's trained model (its lowest seed found under
-    `models_dir`, where the grid wrote them), one model after another, into speed.json: a model
-    after one epoch of `speed` does not tag like a trained one (how many slots it finds decides
-    whether forward-backward runs)."""
+    `models_dir`, where the grid wrote them), one model after another, into speed.json. Trained
+    models, not the one-epoch models of `--speed`: how many slots a model finds decides whether
+    forward-backward runs."""
     import torch
 
     torch.set_num_threads(1)
-    timings = json.loads(SPEED.read_text(encoding="utf-8")) if SPEED.exists() else {}
-    for job in grid(datasets, [1], {"atis": 1, "snips": 1}):
+    timings = read_speed()
+    for job in configurations(datasets):
         found = list(models_dir.glob(f"{job.name}-*-seed*/model"))
         if not found:
             print(f"{job.name}: no trained model under {models_dir}", flush=True)
