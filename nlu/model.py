@@ -99,7 +99,11 @@ class JointModel(nn.Module):
 
     def forward(self, word_ids: Tensor, char_ids: Tensor, mask: Tensor) -> Output:
         """word_ids: (B, T), char_ids: (B, T, L), mask: (B, T) bool."""
-        embedded = self.dropout(self.embedding(word_ids, char_ids))  # (B, T, E)
+        return self.forward_embedded(self.embedding(word_ids, char_ids), mask)
+
+    def forward_embedded(self, embedded: Tensor, mask: Tensor) -> Output:
+        """The model after its token embedding (see `nlu.wordcache`): embedded (B, T, E)."""
+        embedded = self.dropout(embedded)
         states = self.encoder(embedded, mask)  # (B, T, H)
         if self.attention is not None:
             states = self.attention(states, mask)

@@ -16,13 +16,13 @@ from torch import nn
 
 from nlu import archive
 from nlu.config import ExperimentConfig
-from nlu.features import collate, featurize
 from nlu.model import JointModel, build_model
 from nlu.modules.crf import SpanRequest
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tags import spans
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
+from nlu.wordcache import WordCache
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Parser:
         self.info = info or {}
         self.ranking_size = ranking_size
         self.tokenizer = Tokenizer(lowercase=config.data.lowercase)
+        self.words = WordCache(self.model.embedding, vocabs, self.tokenizer)
 
     @classmethod
     def load(
@@ -101,8 +102,8 @@ class Parser:
 
     def _predict_batch(self, chunk: Sequence[Sequence[str]], n_best: int) -> list[Prediction]:
         # An empty sentence still gets an intent: the model reads one unknown word.
-        batch = collate([featurize(s or [""], self.vocabs, self.tokenizer) for s in chunk])
-        output = self.model.forward_batch(batch)
+        embedded, mask = self.words.embed([s or [""] for s in chunk])
+        output = self.model.forward_embedded(embedded, mask)
         head = self.model.tag_head
         paths = self.model.decode(output)
         intent_probs = output.intent_logits.softmax(dim=-1).tolist()
@@ -128,7 +129,7 @@ class Parser:
                 requests.append(
                     SpanRequest(i, span.start, path[span.start : span.end], len(path), stop)
                 )
-        confidences = iter(head.confidence(output.tag_scores, batch.mask).spans(requests))
+        confidences = iter(head.confidence(output.tag_scores, output.mask).spans(requests))
         predictions = [Prediction([], [], probs) for probs in intent_probs]
         for (i, _, score), (tags, found) in zip(candidates, tagged):
             scored = [(span, next(confidences)) for span in found]
