@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torchcrf import CRF
@@ -83,6 +84,12 @@ class DecodeTables:
         return self.exp_trans.T.contiguous()
 
     @cached_property
+    def arrays(self) -> TableArrays:
+        """The tables as float32 NumPy arrays, for the per-step work of inference: on arrays of
+        120 tags a NumPy call costs a few microseconds, a torch call several times that."""
+        return TableArrays(self.start, self.trans, self.end, self.exp_trans, self.shift)
+
+    @cached_property
     def dense_step(self) -> MaxPlusStep:
         return MaxPlusStep(self.trans, prune=False)
 
@@ -97,9 +104,31 @@ class DecodeTables:
 
     def build(self) -> DecodeTables:
         """Compute every part now."""
-        for part in ("exp_trans", "exp_trans_t", "dense_step", "pruned_step"):
+        for part in ("exp_trans", "exp_trans_t", "arrays", "dense_step", "pruned_step"):
             getattr(self, part)
         return self
+
+
+class TableArrays:
+    """`DecodeTables` as NumPy arrays (float32; `wide()` gives float64 copies)."""
+
+    def __init__(
+        self, start: Tensor, trans: Tensor, end: Tensor, exp_trans: Tensor, shift: Tensor
+    ) -> None:
+        self.start = start.detach().cpu().numpy()  # (K,)
+        self.trans = trans.detach().cpu().numpy()  # (K_prev, K)
+        self.end = end.detach().cpu().numpy()  # (K,)
+        self.into = np.ascontiguousarray(self.trans.T)  # (K, K_prev)
+        self.exp_trans = exp_trans.cpu().numpy()  # (K_prev, K)
+        self.exp_trans_t = np.ascontiguousarray(self.exp_trans.T)  # (K, K_prev)
+        self.shift = float(shift)
+
+    def wide(self) -> TableArrays:
+        wide = object.__new__(TableArrays)
+        for name, value in vars(self).items():
+            is_array = isinstance(value, np.ndarray)
+            setattr(wide, name, value.astype(np.float64) if is_array else value)
+        return wide
 
 
 class DecodesWithTables(nn.Module):
@@ -176,12 +205,12 @@ class LinearChainCRF(DecodesWithTables):
         (confidences), not for gradients.
         """
         tables = self.tables()
-        fb = _scaled_forward_backward(emissions.detach(), mask, tables)
+        fb = _scaled_forward_backward(emissions, mask, tables)
         if not bool(torch.isfinite(fb.log_z).all()):
-            wide = _scaled_forward_backward(emissions.detach().double(), mask, tables)
-            dtype = emissions.dtype
-            fb = ForwardBackward(wide.alpha.to(dtype), wide.beta.to(dtype), wide.log_z.to(dtype))
-        return fb
+            wide = _scaled_forward_backward(emissions, mask, tables, wide=True)
+            fb = wide
+        like = {"device": emissions.device, "dtype": emissions.dtype}
+        return ForwardBackward(fb.alpha.to(**like), fb.beta.to(**like), fb.log_z.to(**like))
 
     def marginals(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """P(tag at t = k | sentence): (B, T, K), zero on padding."""
@@ -200,11 +229,14 @@ class LinearChainCRF(DecodesWithTables):
         """
         if not requests:
             return []
-        tables = self.tables()
-        trans, end = tables.trans, tables.end
-        device = emissions.device
-        first = torch.tensor([(r.index, r.start, r.tags[0]) for r in requests], device=device)
-        score = fb.alpha[first[:, 0], first[:, 1], first[:, 2]]  # (N,)
+        arrays = self.tables().arrays
+        trans, end = arrays.trans, arrays.end
+        alpha, beta = fb.alpha.cpu().numpy(), fb.beta.cpu().numpy()  # (B, T, K)
+        log_z = fb.log_z.cpu().numpy()  # (B,)
+        em = emissions.detach().cpu().numpy()  # (B, T, K)
+        index = np.array([r.index for r in requests])  # (N,)
+        first = np.array([(r.start, r.tags[0]) for r in requests])  # (N, 2)
+        score = alpha[index, first[:, 0], first[:, 1]].astype(np.float64)  # (N,)
         # The path inside each span: transition and emission terms, summed per span.
         steps = [
             (n, r.index, r.start + o, r.tags[o - 1], r.tags[o])
@@ -212,25 +244,21 @@ class LinearChainCRF(DecodesWithTables):
             for o in range(1, len(r.tags))
         ]
         if steps:
-            n, b, t, prev, cur = torch.tensor(steps, device=device).unbind(dim=1)
-            score = score.index_add(0, n, trans[prev, cur] + emissions[b, t, cur])
+            n, b, t, prev, cur = np.array(steps).T
+            np.add.at(score, n, trans[prev, cur] + em[b, t, cur])
         # After the span: the sentence ends, or continues with any tag but a stop tag.
-        last = torch.tensor([r.tags[-1] for r in requests], device=device)
-        tail = end[last]
+        last = np.array([r.tags[-1] for r in requests])  # (N,)
+        tail = end[last].astype(np.float64)
         inside = [n for n, r in enumerate(requests) if r.start + len(r.tags) < r.length]
         if inside:
-            rows = torch.tensor(inside, device=device)
-            b = torch.tensor([requests[n].index for n in inside], device=device)
-            t = torch.tensor(
-                [requests[n].start + len(requests[n].tags) for n in inside], device=device
-            )
-            options = trans[last[rows]] + emissions[b, t] + fb.beta[b, t]  # (M, K)
+            b = index[inside]
+            t = np.array([requests[n].start + len(requests[n].tags) for n in inside])
+            options = trans[last[inside]] + em[b, t] + beta[b, t]  # (M, K)
             for row, n in enumerate(inside):
                 if requests[n].stop:
-                    options[row, requests[n].stop] = float("-inf")
-            tail = tail.index_copy(0, rows, torch.logsumexp(options, dim=1))
-        index = torch.tensor([r.index for r in requests], device=device)
-        return torch.exp(score + tail - fb.log_z[index]).tolist()
+                    options[row, requests[n].stop] = -np.inf
+            tail[inside] = _logsumexp(options.astype(np.float64), axis=1)[:, 0]
+        return np.exp(score + tail - log_z[index]).tolist()
 
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (emissions: (T, K)) with their scores."""
@@ -238,57 +266,68 @@ class LinearChainCRF(DecodesWithTables):
         return kbest_paths(emissions, k, tables.start, tables.trans, tables.end)
 
 
+def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
+    """log(sum(exp(x))) along `axis`, kept as a size-1 dimension; -inf where all are -inf."""
+    top = x.max(axis=axis, keepdims=True)
+    safe = np.where(np.isfinite(top), top, 0.0)
+    return safe + np.log(np.exp(x - safe).sum(axis=axis, keepdims=True))
+
+
 def _scaled_forward_backward(
-    emissions: Tensor, mask: Tensor, tables: DecodeTables
+    emissions: Tensor, mask: Tensor, tables: DecodeTables, wide: bool = False
 ) -> ForwardBackward:
-    """See `LinearChainCRF.forward_backward`; computed in the dtype of `emissions`.
+    """See `LinearChainCRF.forward_backward`; in float64 with `wide` or float64 emissions, else
+    in float32.
 
     alpha[t] = log(a[t]) + scale_a[t] with a[t] summing to 1 (likewise beta); a step that
-    underflows entirely gives NaN, and so a non-finite log_z.
+    underflows entirely gives NaN, and so a non-finite log_z. Runs in NumPy: a step is a
+    (B, K) x (K, K) product and three elementwise operations on small arrays, where torch's
+    per-call overhead is several times the work.
     """
-    batch, seq_len, _ = emissions.shape
-    dtype = emissions.dtype
-    start, end = tables.start.to(dtype), tables.end.to(dtype)
-    exp_trans, exp_trans_t = tables.exp_trans.to(dtype), tables.exp_trans_t.to(dtype)
-    full = bool(mask.all())
-    top = emissions.amax(dim=2, keepdim=True)  # (B, T, 1)
-    probs = torch.exp(emissions - top)  # (B, T, K); 1 for the best tag of each step
-    real = mask.unsqueeze(2)  # (B, T, 1)
+    wide = wide or emissions.dtype == torch.float64
+    arrays = tables.arrays.wide() if wide else tables.arrays
+    dtype = np.float64 if wide else np.float32
+    em = emissions.detach().cpu().numpy().astype(dtype, copy=False)  # (B, T, K)
+    real = mask.cpu().numpy()  # (B, T)
+    batch, seq_len, num_tags = em.shape
+    full = bool(real.all())
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        top = em.max(axis=2, keepdims=True)  # (B, T, 1)
+        probs = np.exp(em - top)  # (B, T, K); 1 for the best tag of each step
 
-    first = start + emissions[:, 0]  # (B, K)
-    first_scale = torch.logsumexp(first, dim=1, keepdim=True)  # (B, 1)
-    a = [torch.exp(first - first_scale)]
-    a_totals = []
-    for t in range(1, seq_len):
-        u = (a[-1] @ exp_trans) * probs[:, t]
-        total = u.sum(dim=1, keepdim=True)  # (B, 1)
-        a.append(u / total if full else torch.where(real[:, t], u / total, a[-1]))
-        a_totals.append(total)
+        first = arrays.start + em[:, 0]  # (B, K)
+        first_scale = _logsumexp(first, axis=1)  # (B, 1)
+        a = np.empty_like(em)
+        a[:, 0] = np.exp(first - first_scale)
+        a_totals = np.ones((batch, seq_len), dtype)  # step t's normaliser; unused at t = 0
+        for t in range(1, seq_len):
+            u = (a[:, t - 1] @ arrays.exp_trans) * probs[:, t]  # (B, K)
+            total = u.sum(axis=1, keepdims=True)  # (B, 1)
+            a[:, t] = u / total if full else np.where(real[:, t, None], u / total, a[:, t - 1])
+            a_totals[:, t] = total[:, 0]
 
-    end_scale = torch.logsumexp(end, dim=0)
-    b = [torch.exp(end - end_scale).expand(batch, -1)] * seq_len
-    b_totals: list[Tensor] = [None] * (seq_len - 1)  # type: ignore[list-item]
-    for t in range(seq_len - 2, -1, -1):
-        v = (b[t + 1] * probs[:, t + 1]) @ exp_trans_t
-        total = v.sum(dim=1, keepdim=True)
-        b[t] = v / total if full else torch.where(real[:, t + 1], v / total, b[t + 1])
-        b_totals[t] = total
+        end_scale = float(_logsumexp(arrays.end, axis=0)[0])
+        b = np.empty_like(em)
+        b[:, -1] = np.exp(arrays.end - end_scale)
+        b_totals = np.ones((batch, seq_len), dtype)  # step t+1 -> t's normaliser at t
+        for t in range(seq_len - 2, -1, -1):
+            v = (b[:, t + 1] * probs[:, t + 1]) @ arrays.exp_trans_t  # (B, K)
+            total = v.sum(axis=1, keepdims=True)
+            b[:, t] = v / total if full else np.where(real[:, t + 1, None], v / total, b[:, t + 1])
+            b_totals[:, t] = total[:, 0]
 
-    shift = tables.shift.to(dtype)
-    scale_a = first_scale  # (B, 1), then (B, T)
-    scale_b = end_scale.expand(batch, 1)
-    if seq_len > 1:
         # The log-scale each step adds (0 past a sentence's end, where values are carried).
-        steps = real[:, 1:, 0]  # (B, T-1)
-        grow_a = torch.where(steps, shift + top[:, 1:, 0] + torch.log(torch.cat(a_totals, 1)), 0)
-        grow_b = torch.where(steps, shift + top[:, 1:, 0] + torch.log(torch.cat(b_totals, 1)), 0)
-        scale_a = torch.cat([first_scale, first_scale + grow_a.cumsum(dim=1)], dim=1)
-        suffix = grow_b.flip(1).cumsum(dim=1).flip(1)  # sum over steps t..T-2, for beta[t]
-        scale_b = torch.cat([suffix + end_scale, scale_b], dim=1)
-    alpha = torch.log(torch.stack(a, dim=1)) + scale_a.unsqueeze(2)
-    beta = torch.log(torch.stack(b, dim=1)) + scale_b.unsqueeze(2)
-    log_z = torch.logsumexp(alpha[:, -1] + end, dim=1)
-    return ForwardBackward(alpha, beta, log_z)
+        steps = real[:, 1:]  # (B, T-1)
+        lift = arrays.shift + top[:, 1:, 0]  # (B, T-1)
+        grow_a = np.where(steps, lift + np.log(a_totals[:, 1:]), 0.0)
+        grow_b = np.where(steps, lift + np.log(b_totals[:, :-1]), 0.0)
+        scale_a = np.concatenate([first_scale, first_scale + grow_a.cumsum(axis=1)], axis=1)
+        suffix = grow_b[:, ::-1].cumsum(axis=1)[:, ::-1]  # sum over steps t..T-2, for beta[t]
+        scale_b = np.concatenate([suffix, np.zeros((batch, 1), dtype)], axis=1) + end_scale
+        alpha = (np.log(a) + scale_a[:, :, None]).astype(dtype, copy=False)
+        beta = (np.log(b) + scale_b[:, :, None]).astype(dtype, copy=False)
+        log_z = _logsumexp(alpha[:, -1] + arrays.end, axis=1)[:, 0]
+    return ForwardBackward(torch.from_numpy(alpha), torch.from_numpy(beta), torch.from_numpy(log_z))
 
 
 def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:
@@ -372,6 +411,8 @@ def viterbi_paths(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> tupl
         paths: (B, T) long, the best tags (0 on padding); scores: (B,) their scores.
     """
     batch, seq_len, _ = emissions.shape
+    if batch == 1:
+        return _viterbi_one(emissions, mask, tables.arrays)
     full = bool(mask.all())  # no padding: no need to carry finished sentences along
     step = tables.step(batch)
     score = tables.start + emissions[:, 0]  # (B, K)
@@ -382,16 +423,6 @@ def viterbi_paths(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> tupl
         following = best + emissions[:, t]
         score = following if full else torch.where(mask[:, t : t + 1], following, score)
     best_score, last = (score + tables.end).max(dim=1)  # (B,)
-    if batch == 1:
-        # One sentence: follow the back-pointers in Python, not one tensor step per token.
-        length = seq_len if full else int(mask.sum())
-        back = torch.stack(history)[: length - 1, 0].tolist() if length > 1 else []
-        path = [int(last)]
-        for pointers in reversed(back):
-            path.append(pointers[path[-1]])
-        path.reverse()
-        padded = path + [0] * (seq_len - length)
-        return torch.tensor([padded], device=emissions.device), best_score
     lengths = mask.sum(dim=1)
     paths = torch.zeros(batch, seq_len, dtype=torch.long, device=emissions.device)
     current = last
@@ -402,6 +433,31 @@ def viterbi_paths(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> tupl
             previous = history[t - 1].gather(1, current.unsqueeze(1)).squeeze(1)
             current = torch.where(active, previous, current)
     return paths, best_score
+
+
+def _viterbi_one(emissions: Tensor, mask: Tensor, arrays: TableArrays) -> tuple[Tensor, Tensor]:
+    """`viterbi_paths` of a batch of one sentence (what a chatbot tags), in NumPy: a step is
+    three calls on a (K, K) array, and the back-pointers are followed in Python."""
+    seq_len = emissions.shape[1]
+    length = int(mask[0].sum())
+    em = emissions[0, :length].detach().cpu().numpy()  # (T, K)
+    tags = np.arange(em.shape[1])
+    score = arrays.start + em[0]  # (K,)
+    back = []
+    for t in range(1, length):
+        total = arrays.into + score  # total[j, i] = score[i] + trans[i, j]
+        index = total.argmax(axis=1)  # (K,) best previous tag of each tag
+        back.append(index)
+        score = total[tags, index] + em[t]
+    final = score + arrays.end
+    last = int(final.argmax())
+    path = [last]
+    for index in reversed(back):
+        path.append(int(index[path[-1]]))
+    path.reverse()
+    padded = torch.tensor([path + [0] * (seq_len - length)], device=emissions.device)
+    best = torch.tensor([float(final[last])], dtype=emissions.dtype, device=emissions.device)
+    return padded, best
 
 
 def kbest_paths(
