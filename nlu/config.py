@@ -89,6 +89,7 @@ class ModelConfig:
     intent_pooling: Literal["max", "mean", "last", "attention"] = "max"
     intent_weight: float = 1.0  # joint loss = slot loss + intent_weight * intent loss
     intent_parts: bool = False  # score "a#b" intent labels from a and b (see IntentParts)
+    intent_label_smoothing: float = 0.0  # in [0, 1): the intent loss's target spreads this mass
     attention_heads: int = 0  # > 0: a self-attention block with this many heads after the encoder
     slot_intent_dim: int = 0  # > 0: the embedded intent distribution joins each token's features
 

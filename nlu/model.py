@@ -86,8 +86,14 @@ class JointModel(nn.Module):
         locked_dropout: bool = False,
         attention: SelfAttentionBlock | None = None,
         intent_context: IntentContext | None = None,
+        intent_label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= intent_label_smoothing < 1.0:
+            raise ValueError(
+                f"model.intent_label_smoothing: expected a value in [0, 1), "
+                f"found {intent_label_smoothing}"
+            )
         self.embedding = embedding
         self.encoder = encoder
         self.attention = attention
@@ -96,6 +102,7 @@ class JointModel(nn.Module):
         self.intent_head = intent_head
         self.dropout = LockedDropout(dropout) if locked_dropout else nn.Dropout(dropout)
         self.intent_weight = intent_weight
+        self.intent_label_smoothing = intent_label_smoothing
 
     def forward(self, word_ids: Tensor, char_ids: Tensor, mask: Tensor) -> Output:
         """word_ids: (B, T), char_ids: (B, T, L), mask: (B, T) bool."""
@@ -121,7 +128,12 @@ class JointModel(nn.Module):
         """Joint loss = slot loss + intent_weight * intent loss."""
         slot = self.tag_head.loss(output.tag_scores, tag_ids, output.mask)
         if (intent_ids != IGNORE_INTENT).any():
-            intent = F.cross_entropy(output.intent_logits, intent_ids, ignore_index=IGNORE_INTENT)
+            intent = F.cross_entropy(
+                output.intent_logits,
+                intent_ids,
+                ignore_index=IGNORE_INTENT,
+                label_smoothing=self.intent_label_smoothing,
+            )
         else:
             intent = output.intent_logits.sum() * 0.0
         return Losses(slot + self.intent_weight * intent, slot, intent)
@@ -195,4 +207,5 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         cfg.locked_dropout,
         attention,
         intent_context,
+        cfg.intent_label_smoothing,
     )

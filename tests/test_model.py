@@ -180,3 +180,23 @@ def test_intent_parts_head_keeps_one_logit_per_label():
     losses = model.loss(output, torch.zeros_like(batch.word_ids), torch.tensor([0, 1, 2]))
     losses.total.backward()
     assert model.intent_head.proj.weight.grad.abs().sum() > 0
+
+
+def test_intent_label_smoothing_spreads_the_target():
+    model, vocabs = make(intent_label_smoothing=0.2)
+    batch = collate([featurize(s, vocabs, Tokenizer(), ["O"] * len(s), "a") for s in SENTENCES])
+    out = model.forward_batch(batch)
+    log_probs = out.intent_logits.log_softmax(dim=-1)  # (B, 2 intents)
+    gold = -log_probs[torch.arange(len(SENTENCES)), batch.intent_ids]
+    uniform = -log_probs.mean(dim=-1)
+    expected = (0.8 * gold + 0.2 * uniform).mean()
+    got = model.loss(out, batch.tag_ids, batch.intent_ids).intent
+    assert got.item() == pytest.approx(expected.item(), rel=1e-5)
+    assert got.item() != pytest.approx(gold.mean().item(), rel=1e-3)
+
+
+def test_intent_label_smoothing_out_of_range_is_refused():
+    with pytest.raises(
+        ValueError, match=r"model.intent_label_smoothing: expected a value in \[0, 1\)"
+    ):
+        make(intent_label_smoothing=1.0)
