@@ -122,6 +122,8 @@ class TableArrays:
         self.exp_trans = exp_trans.cpu().numpy()  # (K_prev, K)
         self.exp_trans_t = np.ascontiguousarray(self.exp_trans.T)  # (K, K_prev)
         self.shift = float(shift)
+        self.end_scale = float(_logsumexp(self.end, axis=0)[0])  # log sum_k exp(end[k])
+        self.exp_end = np.exp(self.end - self.end_scale)  # (K,), sums to 1
 
     def wide(self) -> TableArrays:
         wide = object.__new__(TableArrays)
@@ -206,9 +208,10 @@ class LinearChainCRF(DecodesWithTables):
         """
         tables = self.tables()
         fb = _scaled_forward_backward(emissions, mask, tables)
-        if not bool(torch.isfinite(fb.log_z).all()):
-            wide = _scaled_forward_backward(emissions, mask, tables, wide=True)
-            fb = wide
+        if not np.isfinite(fb.log_z.numpy()).all():
+            fb = _scaled_forward_backward(emissions, mask, tables, wide=True)
+        if fb.log_z.dtype == emissions.dtype and emissions.device.type == "cpu":
+            return fb
         like = {"device": emissions.device, "dtype": emissions.dtype}
         return ForwardBackward(fb.alpha.to(**like), fb.beta.to(**like), fb.log_z.to(**like))
 
@@ -300,20 +303,28 @@ def _scaled_forward_backward(
         a = np.empty_like(em)
         a[:, 0] = np.exp(first - first_scale)
         a_totals = np.ones((batch, seq_len), dtype)  # step t's normaliser; unused at t = 0
+        # np.add.reduce, not .sum(): the method's Python wrapper is a third of a step's cost.
         for t in range(1, seq_len):
-            u = (a[:, t - 1] @ arrays.exp_trans) * probs[:, t]  # (B, K)
-            total = u.sum(axis=1, keepdims=True)  # (B, 1)
-            a[:, t] = u / total if full else np.where(real[:, t, None], u / total, a[:, t - 1])
+            u = a[:, t - 1] @ arrays.exp_trans  # (B, K)
+            u *= probs[:, t]
+            total = np.add.reduce(u, axis=1, keepdims=True)  # (B, 1)
+            if full:
+                np.divide(u, total, out=a[:, t])
+            else:
+                a[:, t] = np.where(real[:, t, None], u / total, a[:, t - 1])
             a_totals[:, t] = total[:, 0]
 
-        end_scale = float(_logsumexp(arrays.end, axis=0)[0])
+        end_scale = arrays.end_scale
         b = np.empty_like(em)
-        b[:, -1] = np.exp(arrays.end - end_scale)
+        b[:, -1] = arrays.exp_end
         b_totals = np.ones((batch, seq_len), dtype)  # step t+1 -> t's normaliser at t
         for t in range(seq_len - 2, -1, -1):
             v = (b[:, t + 1] * probs[:, t + 1]) @ arrays.exp_trans_t  # (B, K)
-            total = v.sum(axis=1, keepdims=True)
-            b[:, t] = v / total if full else np.where(real[:, t + 1, None], v / total, b[:, t + 1])
+            total = np.add.reduce(v, axis=1, keepdims=True)
+            if full:
+                np.divide(v, total, out=b[:, t])
+            else:
+                b[:, t] = np.where(real[:, t + 1, None], v / total, b[:, t + 1])
             b_totals[:, t] = total[:, 0]
 
         # The log-scale each step adds (0 past a sentence's end, where values are carried).
