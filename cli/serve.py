@@ -76,6 +76,7 @@ def serve(
     if workers == 1:
         uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")
         return
+    del parser  # each worker loads its own copy; the parent only supervises them
     spec = WorkerSpec(str(model_dir), threads, quantize, settings)
     spec.export()  # the worker processes read it back in `nlu.server.worker_app`
     uvicorn.run(
