@@ -29,11 +29,12 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+
+from _timing import parse_times_ms
 
 RESULTS = Path("bench/results/encoders")
 ENCODERS = ("rnn", "irnn", "lstm", "peephole_lstm", "gru")
@@ -92,14 +93,8 @@ def measure(model_dir: Path, sentences: list[str]) -> tuple[int, float]:
 
     parser = Parser.load(model_dir)
     params = sum(p.numel() for p in parser.model.parameters())
-    for text in sentences[:10]:
-        parser.parse(text)
-    times = []
-    for text in sentences:
-        started = time.perf_counter()
-        parser.parse(text)
-        times.append(time.perf_counter() - started)
-    return params, 1000 * statistics.median(times)
+    times = parse_times_ms(parser, sentences, warmup=10)
+    return params, statistics.median(times)
 
 
 def claim(job: Job) -> bool:

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import torch
+from _timing import parse_times_ms
 
 from nlu.evaluate import evaluate
 from nlu.features import collate, featurize
@@ -34,14 +35,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def latency(parser: Parser, texts: list[str], repeats: int) -> dict[str, float]:
-    for text in texts[:50]:
-        parser.parse(text)  # warm up
-    times = []
-    for _ in range(repeats):
-        for text in texts:
-            started = time.perf_counter()
-            parser.parse(text)
-            times.append((time.perf_counter() - started) * 1000)
+    times = parse_times_ms(parser, texts, repeats, warmup=50)
     return {
         "p50_ms": percentile(times, 50),
         "p99_ms": percentile(times, 99),
