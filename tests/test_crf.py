@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from nlu.modules.crf import (
+    NUMPY_MAX_BATCH,
     Constraints,
     LinearChainCRF,
     MaxPlusStep,
@@ -310,3 +311,23 @@ def test_forward_backward_falls_back_to_float64_when_a_step_underflows():
     assert float(fb.log_z[0]) == pytest.approx(float(expected_z), abs=1e-3)
     marginals = torch.exp(fb.alpha + fb.beta - fb.log_z[:, None, None])[0]
     torch.testing.assert_close(marginals.sum(dim=1), torch.ones(2))
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5, 8])
+def test_small_batches_decode_in_numpy_like_pytorch_crf(batch):
+    """Batches of up to NUMPY_MAX_BATCH take the NumPy path, padded or not."""
+    assert batch <= NUMPY_MAX_BATCH
+    torch.manual_seed(batch)
+    num_tags, max_len = len(BIO_TAGS), 9
+    crf = make_crf(num_tags, batch)
+    emissions = torch.randn(batch, max_len, num_tags) * 3
+    lengths = torch.randint(1, max_len + 1, (batch,))
+    lengths[0] = max_len
+    mask = torch.arange(max_len)[None, :] < lengths[:, None]
+    paths, scores = crf.viterbi(emissions, mask)
+    assert crf.decode(emissions, mask) == crf.crf.decode(emissions, mask=mask)
+    for b in range(batch):
+        n = int(lengths[b])
+        assert paths[b, n:].tolist() == [0] * (max_len - n)
+        expected = path_score(crf, emissions[b, :n], paths[b, :n].tolist())
+        assert float(scores[b]) == pytest.approx(float(expected), abs=1e-4)
