@@ -92,7 +92,7 @@ class DecodeTables:
 
     @cached_property
     def pruned_step(self) -> MaxPlusStep:
-        return MaxPlusStep(self.trans, prune=True)
+        return MaxPlusStep(self.trans)
 
     def build(self) -> DecodeTables:
         """Compute every part now."""
@@ -356,14 +356,11 @@ class MaxPlusStep:
     precede (BIO constraints: I-x after B-x or I-x) are scanned over their allowed predecessors.
     """
 
-    def __init__(self, trans: Tensor, prune: bool = True) -> None:
+    def __init__(self, trans: Tensor) -> None:
         trans = trans.detach()  # decoding needs no gradients
         self.num_tags = trans.shape[0]
         # into[j, i]: reducing over the last, contiguous dimension is ~1.5x faster.
         self.into = trans.T.contiguous()  # (K, K_prev)
-        self.prune = prune
-        if not prune:
-            return
         allowed = torch.isfinite(trans)  # (K_prev, K)
         free = allowed.all(dim=0)  # (K,) tags any tag may precede
         self.free = free.nonzero().squeeze(1)  # (K_f,)
@@ -383,8 +380,6 @@ class MaxPlusStep:
 
     def __call__(self, score: Tensor) -> tuple[Tensor, Tensor]:
         """score: (B, K) -> best (B, K), index (B, K) of the best previous tag."""
-        if not self.prune:
-            return self.dense(score)
         top = score.max(dim=1, keepdim=True).values  # (B, 1)
         width = int((score >= top - self.spread).sum(dim=1).max())
         if 3 * width > self.num_tags:
