@@ -70,25 +70,10 @@ class DecodeTables:
         self.start, self.trans, self.end = start.detach(), trans.detach(), end.detach()
 
     @cached_property
-    def shift(self) -> Tensor:
-        """The largest transition score: exp(trans - shift) never overflows."""
-        return self.trans.max()
-
-    @cached_property
-    def exp_trans(self) -> Tensor:
-        """exp(trans - shift), (K_prev, K); forbidden moves are exactly 0."""
-        return torch.exp(self.trans - self.shift)
-
-    @cached_property
-    def exp_trans_t(self) -> Tensor:
-        """`exp_trans` transposed and contiguous, for the backward pass."""
-        return self.exp_trans.T.contiguous()
-
-    @cached_property
     def arrays(self) -> TableArrays:
         """The tables as float32 NumPy arrays, for the per-step work of inference: on arrays of
         120 tags a NumPy call costs a few microseconds, a torch call several times that."""
-        return TableArrays(self.start, self.trans, self.end, self.exp_trans, self.shift)
+        return TableArrays(self.start, self.trans, self.end)
 
     @cached_property
     def pruned_step(self) -> MaxPlusStep:
@@ -96,7 +81,7 @@ class DecodeTables:
 
     def build(self) -> DecodeTables:
         """Compute every part now."""
-        for part in ("exp_trans", "exp_trans_t", "arrays", "pruned_step"):
+        for part in ("arrays", "pruned_step"):
             getattr(self, part)
         return self
 
@@ -104,16 +89,16 @@ class DecodeTables:
 class TableArrays:
     """`DecodeTables` as NumPy arrays (float32; `wide()` gives float64 copies)."""
 
-    def __init__(
-        self, start: Tensor, trans: Tensor, end: Tensor, exp_trans: Tensor, shift: Tensor
-    ) -> None:
+    def __init__(self, start: Tensor, trans: Tensor, end: Tensor) -> None:
         self.start = start.detach().cpu().numpy()  # (K,)
         self.trans = trans.detach().cpu().numpy()  # (K_prev, K)
         self.end = end.detach().cpu().numpy()  # (K,)
         self.into = np.ascontiguousarray(self.trans.T)  # (K, K_prev)
-        self.exp_trans = exp_trans.cpu().numpy()  # (K_prev, K)
+        # The largest transition score: exp(trans - shift) never overflows, and forbidden
+        # moves are exactly 0.
+        self.shift = float(self.trans.max())
+        self.exp_trans = np.exp(self.trans - self.shift)  # (K_prev, K)
         self.exp_trans_t = np.ascontiguousarray(self.exp_trans.T)  # (K, K_prev)
-        self.shift = float(shift)
         self.end_scale = float(_logsumexp(self.end, axis=0)[0])  # log sum_k exp(end[k])
         self.exp_end = np.exp(self.end - self.end_scale)  # (K,), sums to 1
 
