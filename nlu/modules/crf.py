@@ -18,13 +18,58 @@ from torch import Tensor, nn
 from torchcrf import CRF
 
 
-@dataclass(frozen=True)
 class ForwardBackward:
-    """Log-space forward and backward scores of a batch."""
+    """Forward and backward scores of a batch, as the scaled recursions leave them.
 
-    alpha: Tensor  # (B, T, K): log-sum of all prefixes ending in tag k at t
-    beta: Tensor  # (B, T, K): log-sum of all continuations after tag k at t (incl. end)
-    log_z: Tensor  # (B,)
+    In NumPy, `a[b, t]` sums to 1 over tags and alpha[b, t, k] = log a[b, t, k] + scale_a[b, t]
+    (likewise `b` and beta). The log-space tensors `alpha`, `beta` and `log_z` (on the
+    emissions' device and dtype) are computed on first use; span confidences read only the few
+    entries they need (`log_alpha`, `log_beta`), which spares a logarithm of every (B, T, K) entry.
+    """
+
+    def __init__(
+        self,
+        a: np.ndarray,
+        scale_a: np.ndarray,
+        b: np.ndarray,
+        scale_b: np.ndarray,
+        log_z: np.ndarray,
+        like: Tensor,
+    ) -> None:
+        self.a, self.scale_a = a, scale_a  # (B, T, K), (B, T)
+        self.b, self.scale_b = b, scale_b
+        self.log_z_array = log_z  # (B,)
+        self._like = {"device": like.device, "dtype": like.dtype}
+
+    def _tensor(self, array: np.ndarray) -> Tensor:
+        return torch.from_numpy(array).to(**self._like)
+
+    @cached_property
+    def alpha(self) -> Tensor:
+        """(B, T, K): log-sum of all prefixes ending in tag k at t."""
+        with np.errstate(divide="ignore"):
+            return self._tensor(np.log(self.a) + self.scale_a[:, :, None])
+
+    @cached_property
+    def beta(self) -> Tensor:
+        """(B, T, K): log-sum of all continuations after tag k at t (end included)."""
+        with np.errstate(divide="ignore"):
+            return self._tensor(np.log(self.b) + self.scale_b[:, :, None])
+
+    @cached_property
+    def log_z(self) -> Tensor:
+        """(B,)"""
+        return self._tensor(self.log_z_array)
+
+    def log_alpha(self, index: np.ndarray, step: np.ndarray, tag: np.ndarray) -> np.ndarray:
+        """alpha[index, step, tag], for index arrays of one shape."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.a[index, step, tag]) + self.scale_a[index, step]
+
+    def log_beta(self, index: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """beta[index, step]: (N, K) for index arrays of shape (N,)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.b[index, step]) + self.scale_b[index, step, None]
 
 
 @dataclass(frozen=True)
@@ -185,12 +230,9 @@ class LinearChainCRF(DecodesWithTables):
         """
         tables = self.tables()
         fb = _scaled_forward_backward(emissions, mask, tables)
-        if not np.isfinite(fb.log_z.numpy()).all():
+        if not np.isfinite(fb.log_z_array).all():
             fb = _scaled_forward_backward(emissions, mask, tables, wide=True)
-        if fb.log_z.dtype == emissions.dtype and emissions.device.type == "cpu":
-            return fb
-        like = {"device": emissions.device, "dtype": emissions.dtype}
-        return ForwardBackward(fb.alpha.to(**like), fb.beta.to(**like), fb.log_z.to(**like))
+        return fb
 
     def marginals(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """P(tag at t = k | sentence): (B, T, K), zero on padding."""
@@ -211,12 +253,10 @@ class LinearChainCRF(DecodesWithTables):
             return []
         arrays = self.tables().arrays
         trans, end = arrays.trans, arrays.end
-        alpha, beta = fb.alpha.cpu().numpy(), fb.beta.cpu().numpy()  # (B, T, K)
-        log_z = fb.log_z.cpu().numpy()  # (B,)
         em = emissions.detach().cpu().numpy()  # (B, T, K)
         index = np.array([r.index for r in requests])  # (N,)
         first = np.array([(r.start, r.tags[0]) for r in requests])  # (N, 2)
-        score = alpha[index, first[:, 0], first[:, 1]].astype(np.float64)  # (N,)
+        score = fb.log_alpha(index, first[:, 0], first[:, 1]).astype(np.float64)  # (N,)
         # The path inside each span: transition and emission terms, summed per span.
         steps = [
             (n, r.index, r.start + o, r.tags[o - 1], r.tags[o])
@@ -233,12 +273,12 @@ class LinearChainCRF(DecodesWithTables):
         if inside:
             b = index[inside]
             t = np.array([requests[n].start + len(requests[n].tags) for n in inside])
-            options = trans[last[inside]] + em[b, t] + beta[b, t]  # (M, K)
+            options = trans[last[inside]] + em[b, t] + fb.log_beta(b, t)  # (M, K)
             for row, n in enumerate(inside):
                 if requests[n].stop:
                     options[row, requests[n].stop] = -np.inf
             tail[inside] = _logsumexp(options.astype(np.float64), axis=1)[:, 0]
-        return np.exp(score + tail - log_z[index]).tolist()
+        return np.exp(score + tail - fb.log_z_array[index]).tolist()
 
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (emissions: (T, K)) with their scores."""
@@ -312,10 +352,9 @@ def _scaled_forward_backward(
         scale_a = np.concatenate([first_scale, first_scale + grow_a.cumsum(axis=1)], axis=1)
         suffix = grow_b[:, ::-1].cumsum(axis=1)[:, ::-1]  # sum over steps t..T-2, for beta[t]
         scale_b = np.concatenate([suffix, np.zeros((batch, 1), dtype)], axis=1) + end_scale
-        alpha = (np.log(a) + scale_a[:, :, None]).astype(dtype, copy=False)
-        beta = (np.log(b) + scale_b[:, :, None]).astype(dtype, copy=False)
-        log_z = _logsumexp(alpha[:, -1] + arrays.end, axis=1)[:, 0]
-    return ForwardBackward(torch.from_numpy(alpha), torch.from_numpy(beta), torch.from_numpy(log_z))
+        # log Z = log sum_k a[T-1, k] exp(end[k]), plus the last step's scale.
+        log_z = np.log(a[:, -1] @ arrays.exp_end) + end_scale + scale_a[:, -1]
+    return ForwardBackward(a, scale_a, b, scale_b, log_z, emissions)
 
 
 def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:
