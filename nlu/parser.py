@@ -11,6 +11,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -33,6 +34,7 @@ class Prediction:
     spans: list[tuple[Span, float]]  # each slot span with its confidence
     intent_probs: list[float]  # over vocabs.intents, in its order
     n_best: list[tuple[list[str], float, list[tuple[Span, float]]]] = field(default_factory=list)
+    ranking: list[int] = field(default_factory=list)  # intent ids, most probable first
 
 
 class Parser:
@@ -60,12 +62,13 @@ class Parser:
     ) -> Parser:
         """Load a model directory written by `nlu train` (see `nlu.archive`).
 
-        `num_threads` sets torch's intra-op threads for the whole process. `quantize` runs the
+        `num_threads` sets torch's intra-op threads and NumPy's BLAS threads for the whole
+        process (see `set_threads`). `quantize` runs the
         recurrent and linear layers with int8 weights (see `quantize_int8`): faster on a CPU,
         and the tags can differ from the float model's on a few sentences (BENCHMARKS.md).
         """
         if num_threads:
-            torch.set_num_threads(num_threads)
+            set_threads(num_threads)
         loaded = archive.load(path)
         model = build_model(loaded.config.model, loaded.vocabs)
         try:
@@ -106,7 +109,10 @@ class Parser:
         output = self.model.forward_embedded(embedded, mask)
         head = self.model.tag_head
         paths = self.model.decode(output)
-        intent_probs = output.intent_logits.softmax(dim=-1).tolist()
+        probs = output.intent_logits.softmax(dim=-1).numpy()
+        intent_probs = probs.tolist()
+        # Ties keep the vocabulary's order, whatever the batch.
+        rankings = np.argsort(-probs, axis=1, kind="stable")[:, : self.ranking_size].tolist()
         # Every candidate tag sequence of the batch: (sentence, path, score or None).
         candidates: list[tuple[int, list[int], float | None]] = []
         for i, (sentence, path) in enumerate(zip(chunk, paths)):
@@ -130,11 +136,14 @@ class Parser:
                     SpanRequest(i, span.start, path[span.start : span.end], len(path), stop)
                 )
         confidences = iter(head.confidence(output.tag_scores, output.mask).spans(requests))
-        predictions = [Prediction([], [], probs) for probs in intent_probs]
+        predictions = [
+            Prediction([], [], probs, ranking=ranking)
+            for probs, ranking in zip(intent_probs, rankings)
+        ]
         for (i, _, score), (tags, found) in zip(candidates, tagged):
             scored = [(span, next(confidences)) for span in found]
             if score is None:
-                predictions[i] = Prediction(tags, scored, intent_probs[i])
+                predictions[i] = Prediction(tags, scored, intent_probs[i], ranking=rankings[i])
             else:
                 predictions[i].n_best.append((tags, score, scored))
         return predictions
@@ -170,10 +179,8 @@ class Parser:
     def _to_parse(
         self, text: str, tokens: list[Token], kept: list[int], prediction: Prediction
     ) -> Parse:
-        ranking = sorted(
-            zip(self.vocabs.intents.itos, prediction.intent_probs), key=lambda p: -p[1]
-        )
-        ranking = ranking[: self.ranking_size]
+        names, probs = self.vocabs.intents.itos, prediction.intent_probs
+        ranking = [(names[i], probs[i]) for i in prediction.ranking]
         n_best = tuple(
             Hypothesis(
                 _spread(tags, kept, len(tokens)), score, _entities(text, tokens, kept, found)
@@ -190,6 +197,21 @@ class Parser:
             tags=_spread(prediction.tags, kept, len(tokens)),
             n_best=n_best,
         )
+
+
+def set_threads(num_threads: int) -> None:
+    """Run torch's intra-op work and NumPy's BLAS (the CRF's forward-backward) on at most
+    `num_threads` threads, for the whole process.
+
+    Setting torch's alone is not enough: NumPy's OpenBLAS keeps a pool of its own, as large as
+    the machine, and its threads spin while they wait. Beside a second server worker or a
+    training job, a CRF forward-backward at batch 256 then took 2-5 x as long, and
+    `parse_batch` ran at half speed (BENCHMARKS.md, inference).
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(num_threads)
+    threadpool_limits(num_threads, user_api="blas")
 
 
 def quantize_int8(model: JointModel) -> JointModel:

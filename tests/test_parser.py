@@ -1,5 +1,8 @@
 """The inference API on the tiny trained model: n-best, confidences, threads, odd input."""
 
+import json
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -100,3 +103,18 @@ def test_every_encoder_quantizes(kind):
     for f, q in zip(floats, ints):
         assert q.tokens == f.tokens and len(q.intent_ranking) == len(f.intent_ranking)
         assert q.intent_confidence == pytest.approx(f.intent_confidence, abs=0.05)
+
+
+def test_num_threads_holds_torch_and_numpy_blas(trained):
+    # In a fresh process: the limits are process-wide. NumPy's BLAS would otherwise keep a
+    # thread per core, spinning beside a second server worker.
+    code = (
+        "import json, torch, threadpoolctl\nfrom nlu.parser import Parser\n"
+        f"Parser.load({str(trained.model_dir)!r}, num_threads=1)\n"
+        "blas = [p['num_threads'] for p in threadpoolctl.threadpool_info() "
+        "if p['user_api'] == 'blas']\n"
+        "print(json.dumps([torch.get_num_threads(), blas]))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    torch_threads, blas = json.loads(out.stdout)
+    assert torch_threads == 1 and blas and set(blas) == {1}
