@@ -15,7 +15,9 @@ from typing import Any, Literal, TypeVar
 
 import yaml
 
-FORMAT_VERSION = 1
+# The model directory's format. 2: the weights carry the intent temperature
+# (`intent_head.temperature`); a format 1 archive loads with temperature 1.
+FORMAT_VERSION = 2
 T = TypeVar("T")
 
 
@@ -111,6 +113,9 @@ class TrainConfig:
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to lr_final * lr
     lr_final: float = 0.05
     ema_decay: float = 0.0  # > 0: evaluate and export an exponential moving average of weights
+    calibrate_intent: bool = (
+        True  # fit the intent confidences' temperature on dev (nlu.calibration)
+    )
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     accelerator: str = "cpu"
     devices: int | str | list[int] = 1

@@ -71,8 +71,11 @@ class Parser:
             set_threads(num_threads)
         loaded = archive.load(path)
         model = build_model(loaded.config.model, loaded.vocabs)
+        state = dict(loaded.state_dict)
+        # Format 1 archives predate the intent temperature: theirs is 1, uncalibrated.
+        state.setdefault("intent_head.temperature", torch.ones(()))
         try:
-            model.load_state_dict(loaded.state_dict)
+            model.load_state_dict(state)
         except RuntimeError as e:
             first = str(e).splitlines()[0]
             raise ValueError(
@@ -103,13 +106,26 @@ class Parser:
                 results[i] = prediction
         return results  # type: ignore[return-value]
 
+    @torch.inference_mode()
+    def intent_logits(
+        self, sentences: Sequence[Sequence[str]], batch_size: int = 256
+    ) -> torch.Tensor:
+        """Raw intent logits (N, num_intents) of pre-tokenized sentences, in input order (what
+        `nlu.calibration` fits the temperature on)."""
+        rows = []
+        for lo in range(0, len(sentences), batch_size):
+            chunk = [s or [""] for s in sentences[lo : lo + batch_size]]
+            embedded, mask = self.words.embed(chunk)
+            rows.append(self.model.forward_embedded(embedded, mask).intent_logits)
+        return torch.cat(rows) if rows else torch.zeros(0, len(self.vocabs.intents))
+
     def _predict_batch(self, chunk: Sequence[Sequence[str]], n_best: int) -> list[Prediction]:
         # An empty sentence still gets an intent: the model reads one unknown word.
         embedded, mask = self.words.embed([s or [""] for s in chunk])
         output = self.model.forward_embedded(embedded, mask)
         head = self.model.tag_head
         paths = self.model.decode(output)
-        probs = output.intent_logits.softmax(dim=-1).numpy()
+        probs = self.model.intent_head.probabilities(output.intent_logits).numpy()
         intent_probs = probs.tolist()
         # Ties keep the vocabulary's order, whatever the batch.
         rankings = np.argsort(-probs, axis=1, kind="stable")[:, : self.ranking_size].tolist()

@@ -43,7 +43,7 @@ def test_batch_matches_single(client):
 def test_health_model_and_docs(client):
     assert client.get("/health").json() == {"status": "ok"}
     model = client.get("/model").json()
-    assert model["name"] == "tiny" and model["format_version"] == 1
+    assert model["name"] == "tiny" and model["format_version"] == 2
     assert "flight" in model["intents"] and "toloc.city_name" in model["slot_types"]
     assert "dev" in model["metrics"] and model["quantized"] is False
     assert client.get("/docs").status_code == 200

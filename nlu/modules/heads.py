@@ -230,6 +230,13 @@ class IntentHead(nn.Module):
         self.parts = IntentParts(labels) if labels is not None else None
         outputs = len(self.parts.parts) if self.parts is not None else num_intents
         self.proj = nn.Linear(input_dim, outputs)
+        # Divides the logits for confidences only (see `nlu.calibration`); training and the
+        # intent context see the raw logits. Fitted on dev after training.
+        self.register_buffer("temperature", torch.ones(()))
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """Calibrated intent probabilities (B, num_intents) from `forward`'s logits."""
+        return (logits / self.temperature).softmax(dim=-1)
 
     def forward(self, states: Tensor, mask: Tensor) -> Tensor:
         """states: (B, T, H), mask: (B, T) -> intent logits (B, num_intents)."""

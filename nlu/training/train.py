@@ -18,6 +18,7 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from nlu import archive
+from nlu.calibration import calibrate_intents
 from nlu.config import ExperimentConfig, ModelConfig
 from nlu.curves import write_curves
 from nlu.evaluate import evaluate
@@ -158,7 +159,11 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     if keep_best.state is not None:
         model.load_state_dict(keep_best.state)
     model = model.cpu().eval()
-    reports = _score_splits(Parser(model, vocabs, cfg), cfg, data)
+    parser = Parser(model, vocabs, cfg)
+    temperature = None
+    if cfg.train.calibrate_intent:
+        temperature = calibrate_intents(parser, data.dev_examples)
+    reports = _score_splits(parser, cfg, data)
     seconds = time.perf_counter() - started
     info = {
         "name": cfg.name,
@@ -169,6 +174,8 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         "train_seconds": round(seconds, 1),
         "metrics": {split: r.summary() for split, r in reports.items()},
     }
+    if temperature is not None:
+        info["intent_temperature"] = round(temperature, 4)
     if coverage:
         info["pretrained_vectors"] = coverage
     if data.splits.dev_split is not None:
