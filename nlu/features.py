@@ -69,6 +69,13 @@ def _pad(rows: Sequence[Sequence[int]], length: int) -> list[list[int]]:
     return [list(row) + [0] * (length - len(row)) for row in rows]
 
 
+def length_mask(lengths: Sequence[int], width: int) -> Tensor:
+    """(B, width) bool, True on the first `lengths[b]` positions of row b."""
+    if all(n == width for n in lengths):  # one sentence, or equal lengths: no padding
+        return torch.ones(len(lengths), width, dtype=torch.bool)
+    return torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
+
+
 def collate(items: Sequence[Features]) -> Batch:
     """Pad a list of features into one batch (right padding with id 0)."""
     if not items:
@@ -82,9 +89,7 @@ def collate(items: Sequence[Features]) -> Batch:
         [_pad(f.char_ids, max_chars) + [empty_word] * (max_len - len(f.char_ids)) for f in items],
         dtype=torch.long,
     )
-    lengths = torch.tensor([len(f.word_ids) for f in items])
-    mask = torch.arange(max_len)[None, :] < lengths[:, None]
-    batch = Batch(word_ids, char_ids, mask)
+    batch = Batch(word_ids, char_ids, length_mask([len(f.word_ids) for f in items], max_len))
     if all(f.tag_ids is not None for f in items):
         batch.tag_ids = torch.tensor(_pad([f.tag_ids for f in items], max_len), dtype=torch.long)
     if all(f.intent_id is not None for f in items):

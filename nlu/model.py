@@ -110,11 +110,13 @@ class JointModel(nn.Module):
 
     def forward_embedded(self, embedded: Tensor, mask: Tensor) -> Output:
         """The model after its token embedding (see `nlu.wordcache`): embedded (B, T, E)."""
-        embedded = self.dropout(embedded)
+        if self.training:  # dropout is the identity in evaluation: spare the calls
+            embedded = self.dropout(embedded)
         states = self.encoder(embedded, mask)  # (B, T, H)
         if self.attention is not None:
             states = self.attention(states, mask)
-        states = self.dropout(states)
+        if self.training:
+            states = self.dropout(states)
         intent_logits = self.intent_head(states, mask)  # (B, num_intents)
         if self.intent_context is not None:
             context = self.intent_context(intent_logits, states.shape[1])  # (B, T, C)

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from nlu.features import collate, featurize
+from nlu.features import collate, featurize, length_mask
 from nlu.modules.embedding import TokenEmbedding
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
@@ -87,9 +87,7 @@ class WordCache:
                 for t, w in enumerate(words):
                     if w in extra:
                         embedded[b, t] = extra[w]
-        lengths = torch.tensor([len(words) for words in normalized])
-        mask = torch.arange(width)[None, :] < lengths[:, None]  # (B, T)
-        return embedded, mask
+        return embedded, length_mask([len(words) for words in normalized], width)
 
     def _add(self, words: list[str]) -> dict[str, Tensor]:
         """Embed `words` and cache as many as the budget allows; the others are returned."""

@@ -246,13 +246,14 @@ def log_space_forward_backward(crf, emissions, mask):
 
 @pytest.mark.parametrize("scale", [1.0, 60.0])  # 60: float32 underflows, float64 takes over
 @pytest.mark.parametrize("constrained", [False, True])
-def test_scaled_forward_backward_equals_the_log_space_recursions(scale, constrained):
+@pytest.mark.parametrize("lengths", [[6, 1, 3, 5], [6, 6, 6, 6], [6]])  # padded, unpadded
+def test_scaled_forward_backward_equals_the_log_space_recursions(scale, constrained, lengths):
     torch.manual_seed(7)
     crf = make_crf(len(BIO_TAGS), seed=7)
     if constrained:
         crf.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
-    emissions = torch.randn(4, 6, len(BIO_TAGS)) * scale
-    lengths = torch.tensor([6, 1, 3, 5])
+    emissions = torch.randn(len(lengths), 6, len(BIO_TAGS)) * scale
+    lengths = torch.tensor(lengths)
     mask = torch.arange(6)[None, :] < lengths[:, None]
     with torch.no_grad():
         fb = crf.forward_backward(emissions, mask)
@@ -265,6 +266,7 @@ def test_scaled_forward_backward_equals_the_log_space_recursions(scale, constrai
         got = torch.exp(fb.alpha[b, :n] + fb.beta[b, :n] - fb.log_z[b])
         want = torch.exp(alphas[b, :n] + betas[b, :n] - expected_z)
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(fb.marginals()[b, :n], want, atol=1e-5, rtol=1e-4)
 
 
 def test_frozen_tables_decode_the_same_and_training_drops_them():

@@ -21,8 +21,8 @@ from torchcrf import CRF
 class ForwardBackward:
     """Forward and backward scores of a batch, as the scaled recursions leave them.
 
-    In NumPy, `a[b, t]` sums to 1 over tags and alpha[b, t, k] = log a[b, t, k] + scale_a[b, t]
-    (likewise `b` and beta). The log-space tensors `alpha`, `beta` and `log_z` (on the
+    In NumPy, `a[b, t]` is renormalised at every step and alpha[b, t, k] = log a[b, t, k] +
+    scale_a[b, t] (likewise `b` and beta). The log-space tensors `alpha`, `beta` and `log_z` (on the
     emissions' device and dtype) are computed on first use; span confidences read only the few
     entries they need (`log_alpha`, `log_beta`), which spares a logarithm of every (B, T, K) entry.
     """
@@ -60,6 +60,12 @@ class ForwardBackward:
     def log_z(self) -> Tensor:
         """(B,)"""
         return self._tensor(self.log_z_array)
+
+    def marginals(self) -> Tensor:
+        """P(tag at t = k | sentence): (B, T, K), from a * b in probability space (the log-space
+        sum alpha + beta - log Z loses precision when the scores are large)."""
+        weight = np.exp(self.scale_a + self.scale_b - self.log_z_array[:, None])  # (B, T)
+        return self._tensor(self.a * self.b * weight[:, :, None])
 
     def log_alpha(self, index: np.ndarray, step: np.ndarray, tag: np.ndarray) -> np.ndarray:
         """alpha[index, step, tag], for index arrays of one shape."""
@@ -144,6 +150,7 @@ class TableArrays:
         self.shift = float(self.trans.max())
         self.exp_trans = np.exp(self.trans - self.shift)  # (K_prev, K)
         self.exp_trans_t = np.ascontiguousarray(self.exp_trans.T)  # (K, K_prev)
+        self.exp_both = np.stack([self.exp_trans, self.exp_trans_t])  # (2, K, K)
         self.end_scale = float(_logsumexp(self.end, axis=0)[0])  # log sum_k exp(end[k])
         self.exp_end = np.exp(self.end - self.end_scale)  # (K,), sums to 1
 
@@ -236,9 +243,7 @@ class LinearChainCRF(DecodesWithTables):
 
     def marginals(self, emissions: Tensor, mask: Tensor) -> Tensor:
         """P(tag at t = k | sentence): (B, T, K), zero on padding."""
-        fb = self.forward_backward(emissions, mask)
-        probs = torch.exp(fb.alpha + fb.beta - fb.log_z[:, None, None])
-        return probs * mask.unsqueeze(2)
+        return self.forward_backward(emissions, mask).marginals() * mask.unsqueeze(2)
 
     def span_probabilities(
         self, fb: ForwardBackward, emissions: Tensor, requests: list[SpanRequest]
@@ -299,9 +304,9 @@ def _scaled_forward_backward(
     """See `LinearChainCRF.forward_backward`; in float64 with `wide` or float64 emissions, else
     in float32.
 
-    alpha[t] = log(a[t]) + scale_a[t] with a[t] summing to 1 (likewise beta); a step that
-    underflows entirely gives NaN, and so a non-finite log_z. Runs in NumPy: a step is a
-    (B, K) x (K, K) product and three elementwise operations on small arrays, where torch's
+    alpha[t] = log(a[t]) + scale_a[t] with a[t] renormalised at every step (likewise beta); a
+    step that underflows entirely gives NaN, and so a non-finite log_z. Runs in NumPy: a step is
+    a (B, K) x (K, K) product and three elementwise operations on small arrays, where torch's
     per-call overhead is several times the work.
     """
     wide = wide or emissions.dtype == torch.float64
@@ -319,42 +324,86 @@ def _scaled_forward_backward(
         first_scale = _logsumexp(first, axis=1)  # (B, 1)
         a = np.empty_like(em)
         a[:, 0] = np.exp(first - first_scale)
-        a_totals = np.ones((batch, seq_len), dtype)  # step t's normaliser; unused at t = 0
-        # np.add.reduce, not .sum(): the method's Python wrapper is a third of a step's cost.
-        for t in range(1, seq_len):
-            u = a[:, t - 1] @ arrays.exp_trans  # (B, K)
-            u *= probs[:, t]
-            total = np.add.reduce(u, axis=1, keepdims=True)  # (B, 1)
-            if full:
-                np.divide(u, total, out=a[:, t])
-            else:
-                a[:, t] = np.where(real[:, t, None], u / total, a[:, t - 1])
-            a_totals[:, t] = total[:, 0]
-
-        end_scale = arrays.end_scale
         b = np.empty_like(em)
         b[:, -1] = arrays.exp_end
-        b_totals = np.ones((batch, seq_len), dtype)  # step t+1 -> t's normaliser at t
-        for t in range(seq_len - 2, -1, -1):
-            v = (b[:, t + 1] * probs[:, t + 1]) @ arrays.exp_trans_t  # (B, K)
-            total = np.add.reduce(v, axis=1, keepdims=True)
-            if full:
-                np.divide(v, total, out=b[:, t])
-            else:
-                b[:, t] = np.where(real[:, t + 1, None], v / total, b[:, t + 1])
-            b_totals[:, t] = total[:, 0]
+        end_scale = arrays.end_scale
+        recursions = _unpadded_recursions if full else _padded_recursions
+        a_totals, b_totals = recursions(a, b, probs, real, arrays)
 
         # The log-scale each step adds (0 past a sentence's end, where values are carried).
+        # Scales are summed in float64: they reach thousands of nats, where float32 keeps
+        # only about 1e-4 of a nat.
         steps = real[:, 1:]  # (B, T-1)
-        lift = arrays.shift + top[:, 1:, 0]  # (B, T-1)
-        grow_a = np.where(steps, lift + np.log(a_totals[:, 1:]), 0.0)
-        grow_b = np.where(steps, lift + np.log(b_totals[:, :-1]), 0.0)
+        lift = arrays.shift + top[:, 1:, 0].astype(np.float64)  # (B, T-1)
+        grow_a = np.where(steps, lift + np.log(a_totals[:, 1:], dtype=np.float64), 0.0)
+        grow_b = np.where(steps, lift + np.log(b_totals[:, :-1], dtype=np.float64), 0.0)
+        first_scale = first_scale.astype(np.float64)
         scale_a = np.concatenate([first_scale, first_scale + grow_a.cumsum(axis=1)], axis=1)
         suffix = grow_b[:, ::-1].cumsum(axis=1)[:, ::-1]  # sum over steps t..T-2, for beta[t]
-        scale_b = np.concatenate([suffix, np.zeros((batch, 1), dtype)], axis=1) + end_scale
+        scale_b = np.concatenate([suffix, np.zeros((batch, 1))], axis=1) + end_scale
         # log Z = log sum_k a[T-1, k] exp(end[k]), plus the last step's scale.
-        log_z = np.log(a[:, -1] @ arrays.exp_end) + end_scale + scale_a[:, -1]
+        log_z = np.log(a[:, -1] @ arrays.exp_end, dtype=np.float64) + end_scale + scale_a[:, -1]
     return ForwardBackward(a, scale_a, b, scale_b, log_z, emissions)
+
+
+def _padded_recursions(
+    a: np.ndarray, b: np.ndarray, probs: np.ndarray, real: np.ndarray, arrays: TableArrays
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill a[:, 1:] and b[:, :-1] (a[:, 0] and b[:, -1] are set) for a batch with padding,
+    carrying each sentence's last values past its end; return the steps' normalisers
+    (a_totals[:, t] for a[:, t], b_totals[:, t] for b[:, t]; 1 where unused)."""
+    batch, seq_len, _ = a.shape
+    a_totals = np.ones((batch, seq_len), a.dtype)
+    b_totals = np.ones((batch, seq_len), a.dtype)
+    # np.add.reduce, not .sum(): the method's Python wrapper is a third of a step's cost.
+    for t in range(1, seq_len):
+        u = a[:, t - 1] @ arrays.exp_trans  # (B, K)
+        u *= probs[:, t]
+        total = np.add.reduce(u, axis=1, keepdims=True)  # (B, 1)
+        a[:, t] = np.where(real[:, t, None], u / total, a[:, t - 1])
+        a_totals[:, t] = total[:, 0]
+    for t in range(seq_len - 2, -1, -1):
+        v = (b[:, t + 1] * probs[:, t + 1]) @ arrays.exp_trans_t  # (B, K)
+        total = np.add.reduce(v, axis=1, keepdims=True)
+        b[:, t] = np.where(real[:, t + 1, None], v / total, b[:, t + 1])
+        b_totals[:, t] = total[:, 0]
+    return a_totals, b_totals
+
+
+def _unpadded_recursions(
+    a: np.ndarray, b: np.ndarray, probs: np.ndarray, real: np.ndarray, arrays: TableArrays
+) -> tuple[np.ndarray, np.ndarray]:
+    """`_padded_recursions` for a batch without padding (one sentence, or equal lengths), with
+    half the NumPy calls: step k advances the forward recursion to position k and the backward
+    one to T-1-k together, stacked on a leading axis of 2, in one product with (E, E^T).
+
+    Both are written as "multiply by the matrix, normalise, then multiply by the emissions". For
+    the backward recursion that is the usual order, carrying w[t] = b[t] * p[t]; the forward
+    values a[t] come out with the emissions of t applied after normalising, so they do not sum
+    to 1, which the log-scales account for.
+    """
+    batch, seq_len, _ = a.shape
+    totals = np.ones((2, batch, seq_len), a.dtype)
+    # emitted[:, :, k]: what step k multiplies by (forward: position k; backward: T-1-k).
+    # Filled by assignment: np.stack's own overhead is several times the copy here.
+    emitted = np.empty((2, *probs.shape), probs.dtype)  # (2, B, T, K)
+    emitted[0] = probs
+    emitted[1] = probs[:, ::-1]
+    x = np.empty((2, batch, probs.shape[2]), probs.dtype)  # (2, B, K)
+    x[0] = a[:, 0]
+    np.multiply(b[:, -1], probs[:, -1], out=x[1])
+    y = np.empty_like(x)
+    for k in range(1, seq_len):
+        np.matmul(x, arrays.exp_both, out=y)  # a[k-1] @ E and w[T-k] @ E^T
+        total = np.add.reduce(y, axis=2, keepdims=True)  # (2, B, 1)
+        y /= total
+        b[:, seq_len - 1 - k] = y[1]
+        np.multiply(y, emitted[:, :, k], out=x)
+        a[:, k] = x[0]
+        totals[:, :, k] = total[:, :, 0]
+    b_totals = np.ones((batch, seq_len), a.dtype)
+    b_totals[:, :-1] = totals[1, :, :0:-1]  # position t was step T-1-t
+    return totals[0], b_totals
 
 
 def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:

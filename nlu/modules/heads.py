@@ -145,7 +145,9 @@ Pooling = Literal["max", "mean", "last", "attention"]
 def pool(states: Tensor, mask: Tensor, how: Pooling, bidirectional: bool = True) -> Tensor:
     """One vector per sentence from encoder states (B, T, H) -> (B, H)."""
     if how == "max":
-        return states.masked_fill(~mask.unsqueeze(2), float("-inf")).amax(dim=1)
+        if not mask.all():
+            states = states.masked_fill(~mask.unsqueeze(2), float("-inf"))
+        return states.amax(dim=1)
     if how == "mean":
         total = (states * mask.unsqueeze(2)).sum(dim=1)
         return total / mask.sum(dim=1, keepdim=True).clamp(min=1)
