@@ -222,6 +222,8 @@ class LinearChainCRF(DecodesWithTables):
 
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Best tag ids of each sentence as lists trimmed to the sentence lengths."""
+        if emissions.shape[0] <= NUMPY_MAX_BATCH:
+            return _best_paths(emissions, mask, self.tables().arrays)[0]  # lists already
         return trim_paths(self.viterbi(emissions, mask)[0], mask)
 
     def forward_backward(self, emissions: Tensor, mask: Tensor) -> ForwardBackward:
@@ -510,8 +512,21 @@ def viterbi_paths(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> tupl
 
 
 def _viterbi_numpy(emissions: Tensor, mask: Tensor, arrays: TableArrays) -> tuple[Tensor, Tensor]:
-    """`viterbi_paths` of a small batch (what a chatbot tags) in NumPy: a step is three calls on
-    a (B, K, K) array, and the back-pointers are followed in Python."""
+    """`viterbi_paths` of a small batch (what a chatbot tags) in NumPy; see `_best_paths`."""
+    found, scores = _best_paths(emissions, mask, arrays)
+    paths = torch.zeros(mask.shape, dtype=torch.long)
+    for b, path in enumerate(found):
+        paths[b, : len(path)] = torch.tensor(path)
+    device = emissions.device
+    return paths.to(device), torch.from_numpy(scores).to(device=device, dtype=emissions.dtype)
+
+
+def _best_paths(
+    emissions: Tensor, mask: Tensor, arrays: TableArrays
+) -> tuple[list[list[int]], np.ndarray]:
+    """Viterbi of a small batch in NumPy: the best path of each sentence as a list trimmed to its
+    length, and the scores (B,). A step is three calls on a (B, K, K) array, and the
+    back-pointers are followed in Python."""
     batch, seq_len, num_tags = emissions.shape
     em = emissions.detach().cpu().numpy()  # (B, T, K)
     real = mask.cpu().numpy()  # (B, T)
@@ -528,19 +543,16 @@ def _viterbi_numpy(emissions: Tensor, mask: Tensor, arrays: TableArrays) -> tupl
         back.append(index)
     final = score + arrays.end  # (B, K)
     last = final.argmax(axis=1)  # (B,)
-    paths = np.zeros((batch, seq_len), dtype=np.int64)
-    for b, length in enumerate(real.sum(axis=1).tolist()):
+    lengths = [seq_len] * batch if full else real.sum(axis=1).tolist()
+    paths = []
+    for b, length in enumerate(lengths):
         tag = int(last[b])
-        paths[b, length - 1] = tag
+        path = [tag]
         for t in range(length - 2, -1, -1):
             tag = int(back[t][b, tag])
-            paths[b, t] = tag
-    scores = final[np.arange(batch), last]
-    device = emissions.device
-    return (
-        torch.from_numpy(paths).to(device),
-        torch.from_numpy(scores).to(device=device, dtype=emissions.dtype),
-    )
+            path.append(tag)
+        paths.append(path[::-1])
+    return paths, final[np.arange(batch), last]
 
 
 def kbest_paths(
