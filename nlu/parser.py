@@ -128,7 +128,7 @@ class Parser:
         output = self.model.forward_embedded(embedded, mask)
         head = self.model.tag_head
         paths = self.model.decode(output)
-        probs = self.model.intent_head.probabilities(output.intent_logits).numpy()
+        probs = self.model.intent_head.probabilities(output.intent_logits)
         intent_probs = probs.tolist()
         # Ties keep the vocabulary's order, whatever the batch.
         rankings = np.argsort(-probs, axis=1, kind="stable")[:, : self.ranking_size].tolist()

@@ -60,13 +60,16 @@ class WordCache:
         """How many words are cached."""
         return len(self._rows)
 
-    @torch.inference_mode()
     def embed(self, sentences: Sequence[Sequence[str]]) -> tuple[Tensor, Tensor]:
         """Embedded sentences (B, T, E) and their mask (B, T) bool, right-padded with zeros.
 
         `sentences` hold words as the tokenizer gave them (normalized here); an empty sentence
         has no real position and an all-zero row.
         """
+        if not torch.is_inference_mode_enabled():
+            # The Parser calls this in inference mode already; entering it again costs ~10 us.
+            with torch.inference_mode():
+                return self.embed(sentences)
         normalized = [self.tokenizer.normalize_all(words) for words in sentences]
         rows = self._rows
         distinct = dict.fromkeys(w for words in normalized for w in words)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -236,9 +237,13 @@ class IntentHead(nn.Module):
         # intent context see the raw logits. Fitted on dev after training.
         self.register_buffer("temperature", torch.ones(()))
 
-    def probabilities(self, logits: Tensor) -> Tensor:
-        """Calibrated intent probabilities (B, num_intents) from `forward`'s logits."""
-        return (logits / self.temperature).softmax(dim=-1)
+    def probabilities(self, logits: Tensor) -> np.ndarray:
+        """Calibrated intent probabilities (B, num_intents) from `forward`'s logits, computed
+        in NumPy: on one sentence's 20-odd intents that is a few microseconds, against two
+        torch calls at ~5 us each."""
+        scaled = logits.detach().cpu().numpy() / float(self.temperature)
+        scaled = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        return scaled / np.add.reduce(scaled, axis=-1, keepdims=True)
 
     def forward(self, states: Tensor, mask: Tensor) -> Tensor:
         """states: (B, T, H), mask: (B, T) -> intent logits (B, num_intents)."""
