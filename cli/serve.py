@@ -47,7 +47,8 @@ def serve(
     workers: Annotated[
         int,
         typer.Option(
-            help="Server processes, each with its own copy of the model, sharing the port. "
+            help="Server processes, each with its own copy of the model and its own "
+            "SO_REUSEPORT socket on the port (the kernel spreads connections between them). "
             "Two use both cores of a 2-core machine; one process is held to about one core by "
             "Python's GIL."
         ),
@@ -57,7 +58,7 @@ def serve(
     import uvicorn
 
     from nlu.parser import Parser
-    from nlu.server import ServerSettings, WorkerSpec, create_app
+    from nlu.server import REUSE_PORT, ServerSettings, WorkerSpec, create_app, serve_workers
 
     if workers < 1:
         raise fail(f"--workers: expected at least 1, got {workers}")
@@ -78,8 +79,11 @@ def serve(
         return
     del parser  # each worker loads its own copy; the parent only supervises them
     spec = WorkerSpec(str(model_dir), threads, quantize, settings)
+    if REUSE_PORT:
+        serve_workers(spec, host, port, workers)
+        return
     spec.export()  # the worker processes read it back in `nlu.server.worker_app`
-    uvicorn.run(
+    uvicorn.run(  # one socket shared by the workers: connections may split unevenly
         "nlu.server:worker_app",
         factory=True,
         workers=workers,

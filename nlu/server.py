@@ -15,7 +15,10 @@ import asyncio
 import gc
 import hmac
 import json
+import multiprocessing
 import os
+import signal
+import socket
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -71,6 +74,72 @@ def worker_app() -> FastAPI:
     spec = WorkerSpec.from_env()
     parser = Parser.load(spec.model, num_threads=spec.threads or None, quantize=spec.quantize)
     return create_app(parser, spec.settings)
+
+
+REUSE_PORT = hasattr(socket, "SO_REUSEPORT")  # Linux, macOS and the BSDs; not Windows
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on (host, port) with SO_REUSEPORT.
+
+    Each worker process holds one such socket on the same port, and the kernel spreads the new
+    connections between them by a hash of their addresses. With one socket shared by all the
+    workers (uvicorn's own `--workers`), whichever process woke first accepted a whole burst of
+    connections: 31 of 32 went to one worker in one benchmark run, and p99 latency followed.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _run_worker(host: str, port: int, log_level: str) -> None:
+    """One process of `serve_workers`: load the model first, then listen and serve."""
+    import uvicorn
+
+    app = worker_app()  # before listening: no connection waits on a model still loading
+    sock = listening_socket(host, port)
+    uvicorn.Server(uvicorn.Config(app, log_level=log_level)).run(sockets=[sock])
+
+
+def serve_workers(
+    spec: WorkerSpec, host: str, port: int, workers: int, log_level: str = "warning"
+) -> None:
+    """Run `workers` server processes on one port, each with its own SO_REUSEPORT socket;
+    return when they have all stopped. SIGTERM or Ctrl-C stops them all."""
+    spec.export()  # read back by `worker_app` in each process
+    # spawn, not fork: this process has imported torch, whose thread pools do not survive fork.
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(target=_run_worker, args=(host, port, log_level), name=f"nlu-worker-{i}")
+        for i in range(workers)
+    ]
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # uvicorn shuts down gracefully on SIGTERM
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.kill()
+        signal.signal(signal.SIGTERM, previous)
 
 
 class ParseRequest(BaseModel):

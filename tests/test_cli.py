@@ -236,21 +236,29 @@ def test_serve_with_a_missing_model_is_one_line():
 
 
 def test_serve_with_workers_hands_the_model_to_each_worker_process(trained, monkeypatch):
-    """Several workers: uvicorn imports the app factory in each process, which loads the model
-    described in the environment. Checked by building that app here, as a worker would."""
+    """Several workers: each process builds its app from the spec the CLI exports (through
+    `nlu.server.serve_workers`, or uvicorn's own workers where SO_REUSEPORT is missing).
+    Checked by building that app here, as a worker would."""
     import uvicorn
     from fastapi.testclient import TestClient
 
+    import nlu.server
     from nlu.server import WorkerSpec, worker_app
 
     calls = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.setattr(
+        nlu.server, "serve_workers", lambda spec, host, port, n: (spec.export(), calls.append(n))
+    )
     monkeypatch.delenv(WorkerSpec.ENV, raising=False)
     args = ["--model", str(trained.model_dir), "--workers", "2", "--quantize", "--micro-batch"]
     result = invoke("serve", *args)
     assert result.exit_code == 0, result.output
-    ((app, options),) = calls
-    assert app == "nlu.server:worker_app" and options["factory"] and options["workers"] == 2
+    if nlu.server.REUSE_PORT:
+        assert calls == [2]
+    else:
+        ((app, options),) = calls
+        assert app == "nlu.server:worker_app" and options["factory"] and options["workers"] == 2
     spec = WorkerSpec.from_env()  # the CLI set it; monkeypatch removes it after the test
     assert spec.quantize and spec.settings.micro_batch and spec.threads == 1
     with TestClient(worker_app()) as client:

@@ -1,9 +1,17 @@
 """The HTTP server through FastAPI's test client: parses, limits, auth and every bad input."""
 
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from nlu.server import ServerSettings, create_app
+from nlu.server import REUSE_PORT, ServerSettings, create_app, listening_socket
 from tests.conftest import assert_same_parses
 
 
@@ -144,3 +152,47 @@ def test_micro_batches_are_what_queued_while_the_last_batch_ran(parser):
 
     assert asyncio.run(scenario()) == list("abcde")
     assert batches == [["a"], ["b", "c", "d"], ["e"]]
+
+
+def test_listening_sockets_share_a_port():
+    first = listening_socket("127.0.0.1", 0)
+    port = first.getsockname()[1]
+    second = listening_socket("127.0.0.1", port)  # SO_REUSEPORT: a second worker's socket
+    try:
+        assert second.getsockname()[1] == port
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.skipif(not REUSE_PORT, reason="needs SO_REUSEPORT")
+def test_serve_with_two_workers_answers_and_stops_on_sigterm(trained, tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    nlu = str(Path(sys.executable).parent / "nlu")
+    args = ["serve", "--model", str(trained.model_dir), "--port", str(port), "--workers", "2"]
+    log = tmp_path / "serve.log"
+    with log.open("w") as stderr:
+        server = subprocess.Popen([nlu, *args], stderr=stderr)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+                    assert client.get("/health").json() == {"status": "ok"}
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.5)
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(8)]
+        for client in clients:
+            reply = client.post("/model/parse", json={"text": "taxi in dallas"})
+            assert reply.status_code == 200 and reply.json()["intent"]["name"]
+            client.close()
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    # Every worker has stopped: the port can be bound again without SO_REUSEPORT.
+    with socket.socket() as again:
+        again.bind(("127.0.0.1", port))
