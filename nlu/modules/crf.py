@@ -24,7 +24,8 @@ class ForwardBackward:
     In NumPy, `a[b, t]` is renormalised at every step and alpha[b, t, k] = log a[b, t, k] +
     scale_a[b, t] (likewise `b` and beta). The log-space tensors `alpha`, `beta` and `log_z` (on the
     emissions' device and dtype) are computed on first use; span confidences read only the few
-    entries they need (`log_alpha`, `log_beta`), which spares a logarithm of every (B, T, K) entry.
+    entries they need (`log_alpha`, and `b` with `probs` in probability space), which spares a
+    logarithm of every (B, T, K) entry.
     """
 
     def __init__(
@@ -35,10 +36,14 @@ class ForwardBackward:
         scale_b: np.ndarray,
         log_z: np.ndarray,
         like: Tensor,
+        probs: np.ndarray,
+        top: np.ndarray,
     ) -> None:
         self.a, self.scale_a = a, scale_a  # (B, T, K), (B, T)
         self.b, self.scale_b = b, scale_b
         self.log_z_array = log_z  # (B,)
+        # The emissions as the recursions used them: em = log(probs) + top, (B, T, K), (B, T).
+        self.probs, self.top = probs, top
         self._like = {"device": like.device, "dtype": like.dtype}
 
     def _tensor(self, array: np.ndarray) -> Tensor:
@@ -71,11 +76,6 @@ class ForwardBackward:
         """alpha[index, step, tag], for index arrays of one shape."""
         with np.errstate(divide="ignore"):
             return np.log(self.a[index, step, tag]) + self.scale_a[index, step]
-
-    def log_beta(self, index: np.ndarray, step: np.ndarray) -> np.ndarray:
-        """beta[index, step]: (N, K) for index arrays of shape (N,)."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.b[index, step]) + self.scale_b[index, step, None]
 
 
 @dataclass(frozen=True)
@@ -273,18 +273,22 @@ class LinearChainCRF(DecodesWithTables):
         if steps:
             n, b, t, prev, cur = np.array(steps).T
             np.add.at(score, n, trans[prev, cur] + em[b, t, cur])
-        # After the span: the sentence ends, or continues with any tag but a stop tag.
+        # After the span: the sentence ends, or continues with any tag but a stop tag. The sum
+        # over the next tag runs in probability space, on the recursions' scaled values:
+        # exp(trans + em + beta) = exp_trans * probs * b * exp(shift + top + scale_b).
         last = np.array([r.tags[-1] for r in requests])  # (N,)
         tail = end[last].astype(np.float64)
         inside = [n for n, r in enumerate(requests) if r.start + len(r.tags) < r.length]
         if inside:
             b = index[inside]
             t = np.array([requests[n].start + len(requests[n].tags) for n in inside])
-            options = trans[last[inside]] + em[b, t] + fb.log_beta(b, t)  # (M, K)
+            weights = arrays.exp_trans[last[inside]] * fb.probs[b, t] * fb.b[b, t]  # (M, K)
             for row, n in enumerate(inside):
                 if requests[n].stop:
-                    options[row, requests[n].stop] = -np.inf
-            tail[inside] = _logsumexp(options.astype(np.float64), axis=1)[:, 0]
+                    weights[row, requests[n].stop] = 0.0
+            with np.errstate(divide="ignore"):
+                total = np.log(np.add.reduce(weights, axis=1), dtype=np.float64)
+            tail[inside] = total + arrays.shift + fb.top[b, t] + fb.scale_b[b, t]
         return np.exp(score + tail - fb.log_z_array[index]).tolist()
 
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
@@ -345,7 +349,7 @@ def _scaled_forward_backward(
         scale_b = np.concatenate([suffix, np.zeros((batch, 1))], axis=1) + end_scale
         # log Z = log sum_k a[T-1, k] exp(end[k]), plus the last step's scale.
         log_z = np.log(a[:, -1] @ arrays.exp_end, dtype=np.float64) + end_scale + scale_a[:, -1]
-    return ForwardBackward(a, scale_a, b, scale_b, log_z, emissions)
+    return ForwardBackward(a, scale_a, b, scale_b, log_z, emissions, probs, top[:, :, 0])
 
 
 def _padded_recursions(
