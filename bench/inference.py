@@ -123,6 +123,12 @@ def main() -> None:
     parser_.add_argument("--model", default="runs/latest")
     parser_.add_argument("--data", default="atis")
     parser_.add_argument("--threads", type=int, default=0)
+    parser_.add_argument(
+        "--batch-workers",
+        type=int,
+        default=1,
+        help="Threads parse_batch runs batches in (Parser.load(batch_workers=...)).",
+    )
     parser_.add_argument("--repeats", type=int, default=3)
     parser_.add_argument("--no-int8", action="store_true", help="Skip the quantized model.")
     parser_.add_argument("--out", help="Also write the results to this JSON file.")
@@ -133,13 +139,16 @@ def main() -> None:
         "checkouts through PYTHONPATH).",
     )
     args = parser_.parse_args()
-    parser = Parser.load(args.model, num_threads=args.threads or None)
+    parser = Parser.load(
+        args.model, num_threads=args.threads or None, batch_workers=args.batch_workers
+    )
     test = read_seqio(resolve_split(args.data, "test"))
     dev = read_seqio(resolve_split(args.data, "valid"))
     results = {
         "model": args.model,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
+        "batch_workers": args.batch_workers,
         "utterances": len(test),
         "float32": measure(parser, test, dev, args.repeats, args.speed_only),
     }
@@ -148,7 +157,7 @@ def main() -> None:
             parser, [list(e.tokens) for e in test], 256, args.repeats
         )
     if not args.no_int8:
-        quantized = Parser.load(args.model, quantize=True)
+        quantized = Parser.load(args.model, quantize=True, batch_workers=args.batch_workers)
         results["int8"] = measure(quantized, test, dev, args.repeats, args.speed_only)
     text = json.dumps(results, indent=2)
     print(text)

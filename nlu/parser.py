@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -50,7 +52,10 @@ class Parser:
         config: ExperimentConfig,
         info: dict | None = None,
         ranking_size: int = 10,
+        batch_workers: int = 1,
     ) -> None:
+        if batch_workers < 1:
+            raise ValueError(f"batch_workers: expected at least 1, found {batch_workers}")
         self.model = model.freeze()
         self.vocabs = vocabs
         self.config = config
@@ -58,10 +63,17 @@ class Parser:
         self.ranking_size = ranking_size
         self.tokenizer = Tokenizer(lowercase=config.data.lowercase)
         self.words = WordCache(self.model.embedding, vocabs, self.tokenizer)
+        self.batch_workers = batch_workers
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
 
     @classmethod
     def load(
-        cls, path: str | os.PathLike, num_threads: int | None = None, quantize: bool = False
+        cls,
+        path: str | os.PathLike,
+        num_threads: int | None = None,
+        quantize: bool = False,
+        batch_workers: int = 1,
     ) -> Parser:
         """Load a model directory written by `nlu train` (see `nlu.archive`).
 
@@ -69,6 +81,8 @@ class Parser:
         process (see `set_threads`). `quantize` runs the
         recurrent and linear layers with int8 weights (see `quantize_int8`): faster on a CPU,
         and the tags can differ from the float model's on a few sentences (BENCHMARKS.md).
+        `batch_workers` > 1 lets `predict` and `parse_batch` run that many batches at once,
+        each in its own thread; pair it with `num_threads=1` (2 and 1 on a 2-core machine).
         """
         if num_threads:
             set_threads(num_threads)
@@ -87,27 +101,45 @@ class Parser:
             ) from None
         if quantize:
             model = quantize_int8(model)
-        return cls(model, loaded.vocabs, loaded.config, loaded.info)
+        return cls(model, loaded.vocabs, loaded.config, loaded.info, batch_workers=batch_workers)
 
     @property
     def quantized(self) -> bool:
         """Whether some layers hold int8 weights (see `quantize_int8`)."""
         return any(".quantized." in type(m).__module__ for m in self.model.modules())
 
-    @torch.inference_mode()
     def predict(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256, n_best: int = 0
     ) -> list[Prediction]:
-        """Tags, slot spans and intent probabilities of pre-tokenized sentences."""
+        """Tags, slot spans and intent probabilities of pre-tokenized sentences.
+
+        With `batch_workers` > 1, batches run in that many threads at once. Torch and NumPy
+        release the GIL in their kernels, so on 2 cores two threads overlap one batch's
+        recurrent pass with another's Python work (BENCHMARKS.md, inference).
+        """
         # Batch sentences of similar length together (less padding), answer in input order.
         order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        chunks = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
+
+        def run(indices: list[int]) -> list[Prediction]:
+            with torch.inference_mode():  # thread-local: each worker thread enters it itself
+                return self._predict_batch([sentences[i] for i in indices], n_best)
+
+        if self.batch_workers > 1 and len(chunks) > 1:
+            done = self._workers().map(run, chunks)
+        else:
+            done = map(run, chunks)
         results: list[Prediction | None] = [None] * len(sentences)
-        for lo in range(0, len(order), batch_size):
-            indices = order[lo : lo + batch_size]
-            chunk = [sentences[i] for i in indices]
-            for i, prediction in zip(indices, self._predict_batch(chunk, n_best)):
+        for indices, predictions in zip(chunks, done):
+            for i, prediction in zip(indices, predictions):
                 results[i] = prediction
         return results  # type: ignore[return-value]
+
+    def _workers(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.batch_workers, thread_name_prefix="nlu-batch")
+            return self._pool
 
     @torch.inference_mode()
     def intent_logits(

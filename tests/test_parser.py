@@ -136,3 +136,15 @@ def test_quantization_skips_linear_layers_too_small_to_gain():
     assert type(quantized["small"]) is torch.nn.Linear
     assert ".quantized.dynamic." in type(quantized["big"]).__module__
     assert ".quantized.dynamic." in type(quantized["rnn"]).__module__
+
+
+def test_batch_workers_give_the_same_parses(trained, parser, tiny_dir):
+    texts = (tiny_dir / "train" / "seq.in").read_text().splitlines() * 3
+    texts += ["fly to London on friday", "", "?!"]
+    expected = [p.to_dict() for p in parser.parse_batch(texts, batch_size=4)]
+    two = Parser.load(trained.model_dir, batch_workers=2)
+    got = [p.to_dict() for p in two.parse_batch(texts, batch_size=4)]  # 22 batches, 2 threads
+    assert_same_parses(got, expected)
+    assert two._pool is not None  # the batches did go through the worker threads
+    with pytest.raises(ValueError, match="batch_workers"):
+        Parser(parser.model, parser.vocabs, parser.config, batch_workers=0)
