@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from cli.analyze import app as analyze_app
+from cli.calibrate import calibrate
 from cli.compare import compare
 from cli.data import app as data_app
 from cli.evaluate import evaluate
@@ -23,7 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Joint intent detection and slot filling for dialogue systems.",
 )
-for command in (train, evaluate, compare, tag, shell, serve):
+for command in (train, evaluate, calibrate, compare, tag, shell, serve):
     app.command()(command)
 app.add_typer(data_app, name="data")
 app.add_typer(analyze_app, name="analyze")

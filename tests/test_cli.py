@@ -311,3 +311,30 @@ def test_data_warnings_are_one_line(capsys):
         warnings.simplefilter("always")
         warnings.warn("nlu.yml:28: synonym item skipped", DataWarning, stacklevel=1)
     assert capsys.readouterr().err == "warning: nlu.yml:28: synonym item skipped\n"
+
+
+def test_calibrate_refits_the_temperature_and_changes_no_answer(parser, tiny_dir, tmp_path):
+    from nlu import archive
+    from nlu.parser import Parser
+
+    model = archive.save(tmp_path / "m", parser.config, parser.vocabs, parser.model, parser.info)
+    texts = ["fly to London on friday", "taxi in dallas", "fares"]
+    before = Parser.load(model)
+    before.model.intent_head.temperature.fill_(1.0)
+    archive.save(model, before.config, before.vocabs, before.model, before.info)
+    answers = [(p.intent, p.entities) for p in Parser.load(model).parse_batch(texts)]
+    result = invoke("calibrate", "--model", str(model), "--data", str(tiny_dir))
+    assert result.exit_code == 0, result.output
+    assert "intent temperature 1.0000 ->" in result.output
+    after = Parser.load(model)
+    info = json.loads((model / "info.json").read_text())
+    assert info["intent_temperature_fitted_on"].endswith("/valid")
+    assert float(after.model.intent_head.temperature) == pytest.approx(
+        info["intent_temperature"], rel=1e-3
+    )
+    assert [(p.intent, p.entities) for p in after.parse_batch(texts)] == answers
+
+
+def test_calibrate_with_a_missing_dataset_is_one_line(trained):
+    result = invoke("calibrate", "--model", str(trained.model_dir), "--data", "/no/such/data")
+    assert result.exit_code == 1 and "Traceback" not in result.output

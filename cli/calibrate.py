@@ -1,0 +1,49 @@
+"""`nlu calibrate [--model DIR] --data atis [--split valid]`: refit the intent temperature."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cli._output import data_notes, default_model, user_errors
+
+
+def calibrate(
+    model: Annotated[
+        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
+    ] = None,
+    data: Annotated[
+        str, typer.Option(help="Dataset name under $NLU_DATA_DIR, or a folder.")
+    ] = "atis",
+    split: Annotated[
+        str, typer.Option(help="Held-out split to fit on (never the test split you report).")
+    ] = "valid",
+) -> None:
+    """Fit the intent confidences' temperature on held-out data and write it into the model.
+
+    `nlu train` does this on dev after training; this is for models trained before it did
+    (format 1), or to fit on other held-out data. No prediction changes, only confidences.
+    """
+    from nlu import archive
+    from nlu.calibration import calibrate_intents
+    from nlu.parser import Parser
+    from nlu.readers import read_seqio, resolve_split
+
+    with user_errors(), data_notes():
+        model_dir = archive.resolve_model_dir(default_model(model))
+        parser = Parser.load(model_dir)
+        examples = read_seqio(resolve_split(data, split))
+        before = float(parser.model.intent_head.temperature)
+        temperature = calibrate_intents(parser, examples)
+        info = {
+            **parser.info,
+            "intent_temperature": round(temperature, 4),
+            "intent_temperature_fitted_on": f"{data}/{split}",
+        }
+        archive.save(model_dir, parser.config, parser.vocabs, parser.model, info)
+    typer.echo(
+        f"{model_dir}: intent temperature {before:.4f} -> {temperature:.4f} "
+        f"(fitted on {data}/{split}, {len(examples)} utterances)"
+    )
