@@ -14,12 +14,17 @@ import typer
 
 MODEL_ENV = "NLU_MODEL"
 
+# Options that several commands share.
+ModelDir = Annotated[
+    Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
+]
+DataName = Annotated[str, typer.Option(help="Dataset name under $NLU_DATA_DIR, or a folder.")]
 Quantize = Annotated[
     bool,
     typer.Option(
         "--quantize",
-        help="int8 weights for the recurrent and linear layers: faster on CPU, tags can differ "
-        "on a few sentences.",
+        help="int8 weights for the recurrent and larger linear layers: faster on CPU, tags can "
+        "differ on a few sentences.",
     ),
 ]
 

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli._output import data_notes, default_model, user_errors
+from cli._output import DataName, ModelDir, data_notes, default_model, user_errors
 
 
 def calibrate(
-    model: Annotated[
-        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
-    ] = None,
-    data: Annotated[
-        str, typer.Option(help="Dataset name under $NLU_DATA_DIR, or a folder.")
-    ] = "atis",
+    model: ModelDir = None,
+    data: DataName = "atis",
     split: Annotated[
         str, typer.Option(help="Held-out split to fit on (never the test split you report).")
     ] = "valid",

@@ -8,16 +8,20 @@ from typing import Annotated
 
 import typer
 
-from cli._output import data_notes, default_model, rich_console, user_errors, write_atomic
+from cli._output import (
+    DataName,
+    ModelDir,
+    data_notes,
+    default_model,
+    rich_console,
+    user_errors,
+    write_atomic,
+)
 
 
 def evaluate(
-    model: Annotated[
-        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
-    ] = None,
-    data: Annotated[
-        str, typer.Option(help="Dataset name under $NLU_DATA_DIR, or a folder.")
-    ] = "atis",
+    model: ModelDir = None,
+    data: DataName = "atis",
     split: Annotated[str, typer.Option(help="Split folder to score.")] = "test",
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the report as JSON.")

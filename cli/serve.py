@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cli._output import Quantize, default_model, fail, user_errors
+from cli._output import ModelDir, Quantize, default_model, fail, user_errors
 
 TOKEN_ENV = "NLU_SERVER_TOKEN"
 
 
 def serve(
-    model: Annotated[
-        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
-    ] = None,
+    model: ModelDir = None,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5005,
     token: Annotated[

@@ -7,16 +7,14 @@ from typing import Annotated
 
 import typer
 
-from cli._output import Quantize, default_model, highlighted, user_errors
+from cli._output import ModelDir, Quantize, default_model, highlighted, user_errors
 
 HISTORY = Path("~/.nlu_history").expanduser()
 QUIT = {":quit", ":q", ":exit"}
 
 
 def shell(
-    model: Annotated[
-        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
-    ] = None,
+    model: ModelDir = None,
     top: Annotated[int, typer.Option(help="Intents to show in the ranking.")] = 3,
     quantize: Quantize = False,
 ) -> None:

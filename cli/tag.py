@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cli._output import Quantize, default_model, fail, highlighted, user_errors
+from cli._output import ModelDir, Quantize, default_model, fail, highlighted, user_errors
 
 CHUNK = 256  # utterances parsed per batch when streaming
 
@@ -20,9 +20,7 @@ def tag(
         list[str] | None,
         typer.Argument(help="Utterances to tag; '-' reads one per line from stdin."),
     ] = None,
-    model: Annotated[
-        Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
-    ] = None,
+    model: ModelDir = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print each parse as one JSON line.")
     ] = False,
