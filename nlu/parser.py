@@ -20,7 +20,7 @@ from torch import nn
 
 from nlu import archive
 from nlu.config import ExperimentConfig
-from nlu.model import JointModel, build_model
+from nlu.model import JointModel, Output, build_model
 from nlu.modules.crf import SpanRequest
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tags import spans
@@ -147,17 +147,20 @@ class Parser:
     ) -> torch.Tensor:
         """Raw intent logits (N, num_intents) of pre-tokenized sentences, in input order (what
         `nlu.calibration` fits the temperature on)."""
-        rows = []
-        for lo in range(0, len(sentences), batch_size):
-            chunk = [s or [""] for s in sentences[lo : lo + batch_size]]
-            embedded, mask = self.words.embed(chunk)
-            rows.append(self.model.forward_embedded(embedded, mask).intent_logits)
+        rows = [
+            self._forward(sentences[lo : lo + batch_size]).intent_logits
+            for lo in range(0, len(sentences), batch_size)
+        ]
         return torch.cat(rows) if rows else torch.zeros(0, len(self.vocabs.intents))
 
-    def _predict_batch(self, chunk: Sequence[Sequence[str]], n_best: int) -> list[Prediction]:
+    def _forward(self, chunk: Sequence[Sequence[str]]) -> Output:
+        """The model's forward pass over a batch of pre-tokenized sentences."""
         # An empty sentence still gets an intent: the model reads one unknown word.
         embedded, mask = self.words.embed([s or [""] for s in chunk])
-        output = self.model.forward_embedded(embedded, mask)
+        return self.model.forward_embedded(embedded, mask)
+
+    def _predict_batch(self, chunk: Sequence[Sequence[str]], n_best: int) -> list[Prediction]:
+        output = self._forward(chunk)
         head = self.model.tag_head
         paths = self.model.decode(output)
         probs = self.model.intent_head.probabilities(output.intent_logits)
@@ -266,8 +269,9 @@ def set_threads(num_threads: int) -> None:
 
 
 def quantize_int8(model: JointModel) -> JointModel:
-    """A copy of `model` whose LSTM, GRU and linear layers hold int8 weights (PyTorch dynamic
-    quantization: activations are quantized on the fly, per batch).
+    """A copy of `model` whose LSTM, GRU and larger linear layers hold int8 weights (PyTorch
+    dynamic quantization: activations are quantized on the fly, per batch; see
+    `MIN_QUANTIZED_WEIGHTS` for which linear layers stay float).
 
     The weights take a quarter of the memory, so a recurrent step reads them from cache instead
     of main memory: that is where the speed comes from. Activations are rounded with a scale

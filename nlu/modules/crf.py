@@ -222,9 +222,7 @@ class LinearChainCRF(DecodesWithTables):
 
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Best tag ids of each sentence as lists trimmed to the sentence lengths."""
-        if emissions.shape[0] <= NUMPY_MAX_BATCH:
-            return _best_paths(emissions, mask, self.tables().arrays)[0]  # lists already
-        return trim_paths(self.viterbi(emissions, mask)[0], mask)
+        return viterbi_lists(emissions, mask, self.tables())
 
     def forward_backward(self, emissions: Tensor, mask: Tensor) -> ForwardBackward:
         """Forward and backward log-scores; positions past a sentence's end carry its last value.
@@ -513,6 +511,14 @@ def viterbi_paths(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> tupl
             previous = history[t - 1].gather(1, current.unsqueeze(1)).squeeze(1)
             current = torch.where(active, previous, current)
     return paths, best_score
+
+
+def viterbi_lists(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> list[list[int]]:
+    """`viterbi_paths` as lists trimmed to the sentence lengths, what decoding hands on. A
+    small batch's NumPy Viterbi builds the lists directly, without a padded tensor between."""
+    if emissions.shape[0] <= NUMPY_MAX_BATCH:
+        return _best_paths(emissions, mask, tables.arrays)[0]
+    return trim_paths(viterbi_paths(emissions, mask, tables)[0], mask)
 
 
 def _viterbi_numpy(emissions: Tensor, mask: Tensor, arrays: TableArrays) -> tuple[Tensor, Tensor]:

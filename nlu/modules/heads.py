@@ -22,7 +22,7 @@ from nlu.modules.crf import (
     SpanRequest,
     kbest_paths,
     trim_paths,
-    viterbi_paths,
+    viterbi_lists,
 )
 
 
@@ -87,10 +87,8 @@ class SoftmaxTagHead(DecodesWithTables):
 
     def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
         if self.constrained:
-            best, _ = viterbi_paths(scores.log_softmax(dim=-1), mask, self.tables())
-        else:
-            best = scores.argmax(dim=-1)
-        return trim_paths(best, mask)
+            return viterbi_lists(scores.log_softmax(dim=-1), mask, self.tables())
+        return trim_paths(scores.argmax(dim=-1), mask)
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         """k best sequences of one sentence (scores: (T, K)); a score is a sum of log-probs."""
