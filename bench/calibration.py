@@ -30,6 +30,15 @@ def scores(parser: Parser, test) -> dict[str, float]:
     }
 
 
+def measure(parser: Parser, dev, test) -> dict:
+    """Test scores, and slot and intent ECE on dev and test."""
+    return {
+        "test": scores(parser, test),
+        "dev_ece": calibration(parser, dev),
+        "test_ece": calibration(parser, test),
+    }
+
+
 def main() -> None:
     parser_ = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser_.add_argument("models", nargs="+")
@@ -42,18 +51,9 @@ def main() -> None:
     for model in args.models:
         parser = Parser.load(model, num_threads=1)
         parser.model.intent_head.temperature.fill_(1.0)  # as trained, whatever was exported
-        row = {"model": model, "before": {}, "after": {}}
-        row["before"] = {
-            "test": scores(parser, test),
-            "dev_ece": calibration(parser, dev),
-            "test_ece": calibration(parser, test),
-        }
+        row = {"model": model, "before": measure(parser, dev, test)}
         row["temperature"] = calibrate_intents(parser, dev)
-        row["after"] = {
-            "test": scores(parser, test),
-            "dev_ece": calibration(parser, dev),
-            "test_ece": calibration(parser, test),
-        }
+        row["after"] = measure(parser, dev, test)
         print(json.dumps(row), flush=True)
         results.append(row)
     if args.out:
