@@ -110,6 +110,9 @@ class TrainConfig:
     gradient_clip: float = 5.0  # max gradient norm (or value); 0 turns clipping off
     gradient_clip_algorithm: Literal["norm", "value"] = "norm"
     word_dropout: float = 0.0  # replace a training word by UNK with this probability
+    # > 0: also replace a word seen c times in training by UNK with probability a / (a + c),
+    # so rare words (codes, numbers) teach the UNK vector what unseen ones look like.
+    rare_word_unk: float = 0.0
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to lr_final * lr
     lr_final: float = 0.05
     ema_decay: float = 0.0  # > 0: evaluate and export an exponential moving average of weights

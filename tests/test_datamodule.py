@@ -31,3 +31,15 @@ def test_batches_carry_ids_and_gold_strings(tiny_dir):
         batch.tag_ids.shape == batch.word_ids.shape
         and len(batch.gold_tags) == batch.word_ids.shape[0]
     )
+
+
+def test_word_counts_are_training_counts_by_id(tiny_dir):
+    data = NLUDataModule(DataConfig(name=str(tiny_dir)), batch_size=4)
+    data.setup("fit")
+    counts = data.word_counts()
+    train = data.examples["train"]
+    tokens = [t.lower() for e in train for t in e.tokens]
+    assert len(counts) == len(data.vocabs.words)
+    assert counts[0] == counts[1] == 0  # PAD, UNK
+    assert sum(counts) == len(tokens)
+    assert counts[data.vocabs.words.index("taxi")] == tokens.count("taxi") > 0

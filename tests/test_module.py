@@ -64,3 +64,42 @@ def test_gradient_stats_match_torch_clipping():
     assert gradient_stats(grads, clip=largest * 0.99, algorithm="value")[1] == 1.0
     assert gradient_stats(grads, clip=largest * 1.01, algorithm="value")[1] == 0.0
     assert gradient_stats([], clip=1.0)[0] == 0.0
+
+
+def test_rare_word_probs_follow_alpha_over_alpha_plus_count():
+    from nlu.training.module import rare_word_probs
+
+    assert rare_word_probs([0, 0, 1, 3], 0.0) is None
+    torch.testing.assert_close(
+        rare_word_probs([0, 0, 1, 3], 1.0), torch.tensor([0.0, 0.0, 0.5, 0.25])
+    )
+
+
+def test_training_step_hides_words_by_their_probability_and_never_padding():
+    from nlu.features import collate, featurize
+    from nlu.tokenizer import Tokenizer
+    from nlu.vocab import PAD_ID, UNK_ID
+
+    module = make_module()
+    vocabs = build_vocabs([["fly", "to", "boston"]], [["O", "O", "B-city"]], ["a", "b"])
+    boston = vocabs.words.index("boston")
+    probs = torch.zeros(len(vocabs.words))
+    probs[boston] = 1.0
+    probs[PAD_ID] = 1.0  # must still never touch padding
+    module.unk_probs = probs
+    seen = []
+    module._common_step = lambda batch, stage: seen.append(batch.word_ids.clone())
+    tok = Tokenizer()
+    for _ in range(5):
+        batch = collate(
+            [
+                featurize(["fly", "to", "boston"], vocabs, tok, ["O", "O", "B-city"], "a"),
+                featurize(["fly", "boston"], vocabs, tok, ["O", "B-city"], "b"),
+            ]
+        )
+        module.training_step(batch, 0)
+    for word_ids in seen:
+        assert word_ids.tolist() == [
+            [vocabs.words.index("fly"), vocabs.words.index("to"), UNK_ID],
+            [vocabs.words.index("fly"), UNK_ID, PAD_ID],
+        ]

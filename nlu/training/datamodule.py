@@ -14,7 +14,7 @@ from nlu.features import Features, collate, featurize
 from nlu.schema import Example
 from nlu.tokenizer import Tokenizer
 from nlu.training.sampler import BucketBatchSampler
-from nlu.vocab import Vocabs, build_vocabs
+from nlu.vocab import PAD_ID, UNK_ID, Vocabs, build_vocabs
 
 FEATURE_COLUMNS = ("word_ids", "char_ids", "tag_ids", "intent_id")
 
@@ -85,6 +85,16 @@ class NLUDataModule(pl.LightningDataModule):
             "tag_ids": f.tag_ids,
             "intent_id": f.intent_id,
         }
+
+    def word_counts(self) -> list[int]:
+        """How often each word id occurs in the training split (0 for the specials)."""
+        counts = [0] * len(self.vocabs.words)
+        for example in self.examples[self.cfg.train_split]:
+            for word in self.tokenizer.normalize_all(example.tokens):
+                counts[self.vocabs.words.index(word)] += 1
+        for special in (PAD_ID, UNK_ID):
+            counts[special] = 0
+        return counts
 
     @property
     def dev_examples(self) -> list[Example]:

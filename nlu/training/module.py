@@ -13,6 +13,17 @@ from nlu.model import JointModel
 from nlu.vocab import UNK_ID
 
 
+def rare_word_probs(counts: list[int], alpha: float) -> torch.Tensor | None:
+    """Per word id, alpha / (alpha + count): how often to hide it behind UNK (None if alpha is 0).
+
+    Words never seen in training (the specials, count 0) are never replaced.
+    """
+    if alpha <= 0:
+        return None
+    c = torch.tensor(counts, dtype=torch.float)
+    return torch.where(c > 0, alpha / (alpha + c), torch.zeros_like(c))
+
+
 class NLUModule(pl.LightningModule):
     """Wraps a plain `JointModel`; the model knows nothing about Lightning."""
 
@@ -24,6 +35,7 @@ class NLUModule(pl.LightningModule):
         lr: float = 2e-3,
         weight_decay: float = 0.01,
         word_dropout: float = 0.0,
+        unk_probs: torch.Tensor | None = None,
         lr_schedule: str = "constant",
         lr_final: float = 0.05,
         ema_decay: float = 0.0,
@@ -35,6 +47,8 @@ class NLUModule(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.word_dropout = word_dropout
+        # Per word id: the probability of hiding that word behind UNK in a training batch.
+        self.unk_probs = unk_probs
         self.lr_schedule = lr_schedule
         self.lr_final = lr_final
         self.ema_decay = ema_decay
@@ -67,12 +81,19 @@ class NLUModule(pl.LightningModule):
         return losses.total
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
+        # Unknown words at test time (new city names, airport codes) must be read from their
+        # characters and context: hiding some training words teaches the model to do that.
+        probs = None
+        if self.unk_probs is not None:
+            probs = self.unk_probs[batch.word_ids]
         if self.word_dropout > 0:
-            # Unknown words at test time (new city names) must be read from their characters:
-            # hiding some training words teaches the model to do that.
-            drop = (
-                torch.rand_like(batch.word_ids, dtype=torch.float) < self.word_dropout
-            ) & batch.mask
+            probs = (
+                self.word_dropout
+                if probs is None
+                else torch.clamp(probs + self.word_dropout, max=1.0)
+            )
+        if probs is not None:
+            drop = (torch.rand_like(batch.word_ids, dtype=torch.float) < probs) & batch.mask
             batch.word_ids = batch.word_ids.masked_fill(drop, UNK_ID)
         return self._common_step(batch, "train")
 

@@ -27,7 +27,7 @@ from nlu.metrics import Report
 from nlu.model import JointModel, build_model
 from nlu.parser import Parser
 from nlu.training.datamodule import NLUDataModule
-from nlu.training.module import NLUModule
+from nlu.training.module import NLUModule, rare_word_probs
 from nlu.vectors import read_vectors
 from nlu.vocab import Vocabs
 
@@ -129,6 +129,7 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         lr=cfg.train.lr,
         weight_decay=cfg.train.weight_decay,
         word_dropout=cfg.train.word_dropout,
+        unk_probs=rare_word_probs(data.word_counts(), cfg.train.rare_word_unk),
         lr_schedule=cfg.train.lr_schedule,
         lr_final=cfg.train.lr_final,
         ema_decay=cfg.train.ema_decay,
