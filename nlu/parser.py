@@ -162,7 +162,7 @@ class Parser:
     def _predict_batch(self, chunk: Sequence[Sequence[str]], n_best: int) -> list[Prediction]:
         output = self._forward(chunk)
         head = self.model.tag_head
-        paths = self.model.decode(output)
+        paths, confidence = head.decode_with_confidence(output.tag_scores, output.mask)
         probs = self.model.intent_head.probabilities(output.intent_logits)
         intent_probs = probs.tolist()
         # Ties keep the vocabulary's order, whatever the batch.
@@ -189,7 +189,7 @@ class Parser:
                 requests.append(
                     SpanRequest(i, span.start, path[span.start : span.end], len(path), stop)
                 )
-        confidences = iter(head.confidence(output.tag_scores, output.mask).spans(requests))
+        confidences = iter(confidence.spans(requests))
         predictions = [
             Prediction([], [], probs, ranking=ranking)
             for probs, ranking in zip(intent_probs, rankings)

@@ -341,3 +341,49 @@ def test_small_batches_decode_like_pytorch_crf(batch):
         assert paths[b, n:].tolist() == [0] * (max_len - n)
         expected = path_score(crf, emissions[b, :n], paths[b, :n].tolist())
         assert float(scores[b]) == pytest.approx(float(expected), abs=1e-4)
+
+
+@pytest.mark.parametrize("constrained", [False, True])
+@pytest.mark.parametrize("padded", [False, True])
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_map_paths_equal_viterbi_peaked_or_flat(constrained, padded, batch, monkeypatch):
+    """Paths read off the forward-backward where their probability proves them, Viterbi for the
+    rest: the result is Viterbi's either way. Peaked scores take the shortcut for most
+    sentences; flat ones rarely do, and there the tag of highest marginal at each position is
+    sometimes not the best path (a case the shortcut must not take)."""
+    from nlu.modules import crf as crf_module
+
+    viterbi_lists = crf_module.viterbi_lists
+    searched = []  # how many sentences each call of map_paths left to Viterbi
+
+    def counting(emissions, mask, tables):
+        searched.append(emissions.shape[0])
+        return viterbi_lists(emissions, mask, tables)
+
+    num_tags, max_len = len(BIO_TAGS), 7
+    crf = make_crf(num_tags, seed=batch)
+    if constrained:
+        crf.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
+    differing, totals = 0, {0.3: 0, 20.0: 0}
+    for trial in range(40):
+        torch.manual_seed(trial)
+        scale = 20.0 if trial % 2 else 0.3
+        emissions = torch.randn(batch, max_len, num_tags) * scale
+        lengths = torch.randint(1, max_len + 1, (batch,)) if padded else torch.full((batch,), 7)
+        lengths[0] = max_len
+        mask = torch.arange(max_len)[None, :] < lengths[:, None]
+        with torch.no_grad():
+            expected = crf.decode(emissions, mask)
+            fb = crf.forward_backward(emissions, mask)
+            monkeypatch.setattr(crf_module, "viterbi_lists", counting)
+            assert crf.map_paths(fb, emissions, mask) == expected
+            monkeypatch.setattr(crf_module, "viterbi_lists", viterbi_lists)
+            posterior = crf.marginals(emissions, mask).argmax(dim=2)
+        totals[scale] += sum(searched)
+        searched.clear()
+        for b, path in enumerate(expected):
+            differing += posterior[b, : len(path)].tolist() != path
+    sentences = 20 * batch
+    assert totals[20.0] < sentences / 2  # peaked: most proved without Viterbi
+    assert totals[0.3] > sentences / 2  # flat: most left to Viterbi
+    assert differing > 0  # the flat trials hold the hard case

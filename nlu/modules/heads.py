@@ -1,7 +1,7 @@
 """Tag heads (softmax, CRF) with one interface, and the intent head over pooled states.
 
-Both tag heads offer `loss`, `decode`, `kbest` and `confidence`, so the model and the Parser
-never ask which one they hold.
+Both tag heads offer `loss`, `decode`, `kbest` and `decode_with_confidence`, so the model and
+the Parser never ask which one they hold.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from nlu.modules.crf import (
     Constraints,
     DecodesWithTables,
     DecodeTables,
+    ForwardBackward,
     LinearChainCRF,
     SpanRequest,
     kbest_paths,
@@ -48,14 +49,11 @@ class SoftmaxConfidence:
 class CRFConfidence:
     """Span confidence under the CRF: the marginal probability of exactly that span."""
 
-    def __init__(self, crf: LinearChainCRF, scores: Tensor, mask: Tensor) -> None:
-        self.crf, self.scores, self.mask = crf, scores, mask
+    def __init__(self, crf: LinearChainCRF, scores: Tensor, fb: ForwardBackward) -> None:
+        self.crf, self.scores, self.fb = crf, scores, fb
 
     def spans(self, requests: list[SpanRequest]) -> list[float]:
-        if not requests:
-            return []  # no slot found: forward-backward is not needed
-        fb = self.crf.forward_backward(self.scores, self.mask)
-        return self.crf.span_probabilities(fb, self.scores, requests)
+        return self.crf.span_probabilities(self.fb, self.scores, requests)
 
 
 class SoftmaxTagHead(DecodesWithTables):
@@ -98,8 +96,11 @@ class SoftmaxTagHead(DecodesWithTables):
     def build_tables(self) -> DecodeTables:
         return DecodeTables(self.start_bias, self.transition_bias, self.end_bias)
 
-    def confidence(self, scores: Tensor, mask: Tensor) -> SoftmaxConfidence:
-        return SoftmaxConfidence(scores)
+    def decode_with_confidence(
+        self, scores: Tensor, mask: Tensor
+    ) -> tuple[list[list[int]], SoftmaxConfidence]:
+        """`decode`, and what scores the spans of any tag sequence (see `CRFTagHead`)."""
+        return self.decode(scores, mask), SoftmaxConfidence(scores)
 
 
 class CRFTagHead(nn.Module):
@@ -132,8 +133,14 @@ class CRFTagHead(nn.Module):
         """Build the decode tables once, for inference; see `LinearChainCRF.freeze`."""
         self.crf.freeze()
 
-    def confidence(self, scores: Tensor, mask: Tensor) -> CRFConfidence:
-        return CRFConfidence(self.crf, scores, mask)
+    def decode_with_confidence(
+        self, scores: Tensor, mask: Tensor
+    ) -> tuple[list[list[int]], CRFConfidence]:
+        """`decode`, and what scores the spans of any tag sequence. One forward-backward serves
+        both: it gives the span confidences, and it proves most best paths without Viterbi
+        (`LinearChainCRF.map_paths`)."""
+        fb = self.crf.forward_backward(scores, mask)
+        return self.crf.map_paths(fb, scores, mask), CRFConfidence(self.crf, scores, fb)
 
 
 TAG_HEADS = {"softmax": SoftmaxTagHead, "crf": CRFTagHead}
