@@ -14,6 +14,7 @@ for the float32 model and, loaded with `quantize=True`, its int8 version.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import time
@@ -138,17 +139,28 @@ def main() -> None:
         help="Only parse latency and parse_batch throughput (a quick run, e.g. to alternate two "
         "checkouts through PYTHONPATH).",
     )
+    parser_.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() after loading the models, as `nlu serve` and `nlu tag` do.",
+    )
     args = parser_.parse_args()
     parser = Parser.load(
         args.model, num_threads=args.threads or None, batch_workers=args.batch_workers
     )
+    quantized = None
+    if not args.no_int8:
+        quantized = Parser.load(args.model, quantize=True, batch_workers=args.batch_workers)
     test = read_seqio(resolve_split(args.data, "test"))
     dev = read_seqio(resolve_split(args.data, "valid"))
+    if args.gc_freeze:
+        gc.freeze()
     results = {
         "model": args.model,
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "batch_workers": args.batch_workers,
+        "gc_freeze": args.gc_freeze,
         "utterances": len(test),
         "float32": measure(parser, test, dev, args.repeats, args.speed_only),
     }
@@ -156,8 +168,7 @@ def main() -> None:
         results["forward_plus_pytorch_crf_decode_256_per_s"] = pytorch_crf_throughput(
             parser, [list(e.tokens) for e in test], 256, args.repeats
         )
-    if not args.no_int8:
-        quantized = Parser.load(args.model, quantize=True, batch_workers=args.batch_workers)
+    if quantized is not None:
         results["int8"] = measure(quantized, test, dev, args.repeats, args.speed_only)
     text = json.dumps(results, indent=2)
     print(text)

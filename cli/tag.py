@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Iterable, Iterator
@@ -40,6 +41,9 @@ def tag(
         raise fail("give texts to tag, '-' to read stdin, or --input FILE")
     with user_errors():
         parser = Parser.load(default_model(model), quantize=quantize)
+        # Torch, NumPy and the model stay for the whole run: out of the collector's reach, the
+        # full collections that a file's many parses trigger do not walk them (BENCHMARKS.md).
+        gc.freeze()
         if input_file is not None:
             lines, total = _read_input(input_file), _count_utterances(input_file)
         elif texts == ["-"]:
