@@ -1,3 +1,4 @@
+import gc
 import json
 
 import pytest
@@ -11,6 +12,20 @@ runner = CliRunner()
 
 def invoke(*args, **kwargs):
     return runner.invoke(app, list(args), **kwargs)
+
+
+@pytest.fixture(autouse=True)
+def unfrozen_collector():
+    """`nlu tag` freezes the garbage collector for its process: give the test process it back."""
+    yield
+    gc.unfreeze()
+
+
+def test_tag_freezes_the_collector_after_loading(trained):
+    gc.unfreeze()
+    result = invoke("tag", "--model", str(trained.model_dir), "fly to London")
+    assert result.exit_code == 0, result.output
+    assert gc.get_freeze_count() > 0
 
 
 def test_tag_prints_intent_and_slots(trained):
