@@ -255,13 +255,13 @@ class LinearChainCRF(DecodesWithTables):
         arrays = tables.arrays
         em = emissions.detach().cpu().numpy()
         real = mask.cpu().numpy()  # (B, T)
-        batch, seq_len, _ = em.shape
+        batch = em.shape[0]
         lengths = real.sum(axis=1)
         tags = (fb.a * fb.b).argmax(axis=2)  # (B, T); the scales are per (b, t): no effect
         sentence = np.arange(batch)
         emitted = np.take_along_axis(em, tags[:, :, None], axis=2)[:, :, 0].astype(np.float64)
         moves = arrays.trans[tags[:, :-1], tags[:, 1:]].astype(np.float64)  # (B, T-1)
-        with np.errstate(invalid="ignore"):  # -inf (a forbidden move) times 0 on padding
+        with np.errstate(invalid="ignore"):  # -inf - -inf where no path is allowed at all
             score = (
                 arrays.start[tags[:, 0]]
                 + np.where(real, emitted, 0.0).sum(axis=1)
