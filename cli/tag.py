@@ -33,6 +33,14 @@ def tag(
     ] = None,
     n_best: Annotated[int, typer.Option(help="Also give the k best tag sequences.")] = 0,
     quantize: Quantize = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Parse this many batches at once, in threads (for files; about 1.3x the "
+            "throughput with 2 on 2 cores).",
+        ),
+    ] = 1,
 ) -> None:
     """Tag utterances: the intent with its confidence and each slot with its span."""
     from nlu.parser import Parser
@@ -40,7 +48,12 @@ def tag(
     if input_file is None and not texts:
         raise fail("give texts to tag, '-' to read stdin, or --input FILE")
     with user_errors():
-        parser = Parser.load(default_model(model), quantize=quantize)
+        parser = Parser.load(
+            default_model(model),
+            quantize=quantize,
+            num_threads=1,  # faster than torch's default here, one utterance or a batch
+            batch_workers=workers,
+        )
         # Torch, NumPy and the model stay for the whole run: out of the collector's reach, the
         # full collections that a file's many parses trigger do not walk them (BENCHMARKS.md).
         gc.freeze()
@@ -50,7 +63,7 @@ def tag(
             lines, total = (line.rstrip("\n") for line in sys.stdin), None
         else:
             lines, total = iter(texts), len(texts)
-        parses = _parse_stream(parser, lines, n_best)
+        parses = _parse_stream(parser, lines, n_best, CHUNK * workers)
         if output_file is not None:
             _write_with_progress(output_file, parses, total)
             return
@@ -90,15 +103,17 @@ def _count_utterances(path: Path) -> int | None:
         return sum(1 for _ in f)
 
 
-def _parse_stream(parser, lines: Iterable[str], n_best: int) -> Iterator:
+def _parse_stream(parser, lines: Iterable[str], n_best: int, size: int) -> Iterator:
+    """Parses of `lines` in order, `size` at a time: one `parse_batch` call, which runs its
+    batches of `CHUNK` in the parser's batch workers."""
     chunk: list[str] = []
     for line in lines:
         chunk.append(line)
-        if len(chunk) == CHUNK:
-            yield from parser.parse_batch(chunk, n_best=n_best)
+        if len(chunk) == size:
+            yield from parser.parse_batch(chunk, batch_size=CHUNK, n_best=n_best)
             chunk = []
     if chunk:
-        yield from parser.parse_batch(chunk, n_best=n_best)
+        yield from parser.parse_batch(chunk, batch_size=CHUNK, n_best=n_best)
 
 
 def _write_with_progress(path: Path, parses: Iterator, total: int | None) -> None:

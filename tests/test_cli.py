@@ -353,3 +353,23 @@ def test_calibrate_refits_the_temperature_and_changes_no_answer(parser, tiny_dir
 def test_calibrate_with_a_missing_dataset_is_one_line(trained):
     result = invoke("calibrate", "--model", str(trained.model_dir), "--data", "/no/such/data")
     assert result.exit_code == 1 and "Traceback" not in result.output
+
+
+def test_tag_file_with_two_workers_equals_one(trained, tmp_path):
+    """Two workers parse two batches of 256 at once; the file comes out the same, in order."""
+    words = ["taxi in boston", "cheapest fare from london to new york", "fly to dallas", ""]
+    texts = [f"{words[i % 4]} {i}".strip() for i in range(700)]  # three batches of up to 256
+    source = tmp_path / "in.txt"
+    source.write_text("".join(t + "\n" for t in texts))
+    outputs = []
+    for workers in ("1", "2"):
+        target = tmp_path / f"out{workers}.jsonl"
+        result = invoke(
+            "tag", "--model", str(trained.model_dir), "--input", str(source),
+            "--output", str(target), "--workers", workers,
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        outputs.append(target.read_text().splitlines())
+    assert outputs[0] == outputs[1]
+    assert [json.loads(line)["text"] for line in outputs[1]] == texts
+    assert invoke("tag", "--model", str(trained.model_dir), "--workers", "0", "hi").exit_code != 0
