@@ -103,3 +103,11 @@ def test_training_step_hides_words_by_their_probability_and_never_padding():
             [vocabs.words.index("fly"), vocabs.words.index("to"), UNK_ID],
             [vocabs.words.index("fly"), UNK_ID, PAD_ID],
         ]
+
+
+def test_unk_probs_fold_in_word_dropout_and_follow_the_module():
+    module = make_module(word_dropout=0.25, unk_probs=torch.tensor([0.0, 0.0, 0.5, 0.9]))
+    torch.testing.assert_close(module.unk_probs, torch.tensor([0.25, 0.25, 0.75, 1.0]))
+    assert "unk_probs" in dict(module.named_buffers())  # moved by .to(device) with the model
+    assert "unk_probs" not in module.state_dict()
+    assert make_module(word_dropout=0.25).unk_probs is None

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import datasets
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader
 
 from nlu.config import DataConfig
@@ -87,11 +88,10 @@ class NLUDataModule(pl.LightningDataModule):
         }
 
     def word_counts(self) -> list[int]:
-        """How often each word id occurs in the training split (0 for the specials)."""
-        counts = [0] * len(self.vocabs.words)
-        for example in self.examples[self.cfg.train_split]:
-            for word in self.tokenizer.normalize_all(example.tokens):
-                counts[self.vocabs.words.index(word)] += 1
+        """How often each word id occurs in the training split (0 for the specials), counted
+        on the featurized ids."""
+        ids = [i for row in self.data[self.cfg.train_split]["word_ids"] for i in row]
+        counts = torch.bincount(torch.tensor(ids), minlength=len(self.vocabs.words)).tolist()
         for special in (PAD_ID, UNK_ID):
             counts[special] = 0
         return counts

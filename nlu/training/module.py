@@ -47,8 +47,11 @@ class NLUModule(pl.LightningModule):
         self.lr = lr
         self.weight_decay = weight_decay
         self.word_dropout = word_dropout
-        # Per word id: the probability of hiding that word behind UNK in a training batch.
-        self.unk_probs = unk_probs
+        # Per word id: the probability of hiding that word behind UNK in a training batch, word
+        # dropout included. A buffer, so that it follows the model to its device.
+        if unk_probs is not None and word_dropout > 0:
+            unk_probs = torch.clamp(unk_probs + word_dropout, max=1.0)
+        self.register_buffer("unk_probs", unk_probs, persistent=False)
         self.lr_schedule = lr_schedule
         self.lr_final = lr_final
         self.ema_decay = ema_decay
@@ -83,16 +86,10 @@ class NLUModule(pl.LightningModule):
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         # Unknown words at test time (new city names, airport codes) must be read from their
         # characters and context: hiding some training words teaches the model to do that.
-        probs = None
-        if self.unk_probs is not None:
-            probs = self.unk_probs[batch.word_ids]
-        if self.word_dropout > 0:
+        if self.unk_probs is not None or self.word_dropout > 0:
             probs = (
-                self.word_dropout
-                if probs is None
-                else torch.clamp(probs + self.word_dropout, max=1.0)
+                self.unk_probs[batch.word_ids] if self.unk_probs is not None else self.word_dropout
             )
-        if probs is not None:
             drop = (torch.rand_like(batch.word_ids, dtype=torch.float) < probs) & batch.mask
             batch.word_ids = batch.word_ids.masked_fill(drop, UNK_ID)
         return self._common_step(batch, "train")
