@@ -146,6 +146,7 @@ class JointModel(nn.Module):
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
+        self.encoder.freeze()
         self.tag_head.freeze()
         return self
 

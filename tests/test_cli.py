@@ -355,8 +355,20 @@ def test_calibrate_with_a_missing_dataset_is_one_line(trained):
     assert result.exit_code == 1 and "Traceback" not in result.output
 
 
+def rounded(value, digits=5):
+    """A JSON value with its floats rounded: batches of other sizes round differently."""
+    if isinstance(value, float):
+        return round(value, digits)
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def test_tag_file_with_two_workers_equals_one(trained, tmp_path):
-    """Two workers parse two batches of 256 at once; the file comes out the same, in order."""
+    """Two workers parse two batches of 256 at once; the file comes out the same, in order
+    (confidences to float rounding: the batches are made up differently)."""
     words = ["taxi in boston", "cheapest fare from london to new york", "fly to dallas", ""]
     texts = [f"{words[i % 4]} {i}".strip() for i in range(700)]  # three batches of up to 256
     source = tmp_path / "in.txt"
@@ -369,7 +381,7 @@ def test_tag_file_with_two_workers_equals_one(trained, tmp_path):
             "--output", str(target), "--workers", workers,
         )  # fmt: skip
         assert result.exit_code == 0, result.output
-        outputs.append(target.read_text().splitlines())
+        outputs.append([rounded(json.loads(line)) for line in target.read_text().splitlines()])
     assert outputs[0] == outputs[1]
-    assert [json.loads(line)["text"] for line in outputs[1]] == texts
+    assert [record["text"] for record in outputs[1]] == texts
     assert invoke("tag", "--model", str(trained.model_dir), "--workers", "0", "hi").exit_code != 0

@@ -166,3 +166,31 @@ def test_peephole_gradients_flow():
     out = layer(torch.randn(3, 5, E), torch.ones(3, 5, dtype=torch.bool))
     out.sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters())
+
+
+@pytest.mark.parametrize("kind", ENCODER_KINDS)
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_frozen_encoder_equals_the_packed_one(kind, bidirectional):
+    """`freeze` runs padded batches one direction at a time: the same states as packing."""
+    torch.manual_seed(2)
+    encoder = RNNEncoder(E, H, kind=kind, num_layers=2, bidirectional=bidirectional).eval()
+    inputs = torch.randn(4, 7, E)
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 2, 5, 1])[:, None]
+    with torch.no_grad():
+        packed = encoder(inputs, mask)
+        encoder.freeze()
+        split = encoder(inputs, mask)
+    # Only PyTorch's fused float layers are split; the peephole LSTM never packs.
+    assert (encoder._directions is not None) == (kind != "peephole_lstm")
+    torch.testing.assert_close(split, packed, atol=1e-6, rtol=0)
+    encoder.train()
+    assert encoder._directions is None  # training goes back to packing
+
+
+def test_frozen_encoder_shares_the_weights():
+    encoder = RNNEncoder(E, H, kind="lstm").eval()
+    encoder.freeze()
+    forward, backward = encoder._directions[0]
+    assert forward.weight_hh_l0 is encoder.rnn.weight_hh_l0
+    assert backward.weight_ih_l0 is encoder.rnn.weight_ih_l0_reverse
+    assert not any(name.startswith("_directions") for name, _ in encoder.named_parameters())
