@@ -10,9 +10,10 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -21,12 +22,16 @@ from torch import nn
 from nlu import archive
 from nlu.config import ExperimentConfig
 from nlu.model import JointModel, Output, build_model
-from nlu.modules.crf import SpanRequest
+from nlu.modules.crf import SpanRequests
+from nlu.modules.heads import SpanConfidence
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
-from nlu.tags import spans
+from nlu.tags import SpanFinder
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
 from nlu.wordcache import WordCache
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _ALNUM = re.compile(r"[^\W_]")  # one character that str.isalnum() accepts
 
@@ -63,6 +68,7 @@ class Parser:
         self.ranking_size = ranking_size
         self.tokenizer = Tokenizer(lowercase=config.data.lowercase)
         self.words = WordCache(self.model.embedding, vocabs, self.tokenizer)
+        self.span_finder = SpanFinder(vocabs.tags.itos)
         self.batch_workers = batch_workers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -118,21 +124,34 @@ class Parser:
         recurrent pass with another's Python work (BENCHMARKS.md, inference).
         """
         # Batch sentences of similar length together (less padding), answer in input order.
-        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))
+        return self._in_batches(
+            sentences, batch_size, len, lambda chunk: self._predict_batch(chunk, n_best)
+        )
+
+    def _in_batches(
+        self,
+        items: Sequence[T],
+        batch_size: int,
+        size: Callable[[T], int],
+        run: Callable[[list[T]], list[R]],
+    ) -> list[R]:
+        """`run` over batches of items of similar `size`, in `batch_workers` threads at once;
+        the results in input order."""
+        order = sorted(range(len(items)), key=lambda i: size(items[i]))
         chunks = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
 
-        def run(indices: list[int]) -> list[Prediction]:
+        def run_chunk(indices: list[int]) -> list[R]:
             with torch.inference_mode():  # thread-local: each worker thread enters it itself
-                return self._predict_batch([sentences[i] for i in indices], n_best)
+                return run([items[i] for i in indices])
 
         if self.batch_workers > 1 and len(chunks) > 1:
-            done = self._workers().map(run, chunks)
+            done = self._workers().map(run_chunk, chunks)
         else:
-            done = map(run, chunks)
-        results: list[Prediction | None] = [None] * len(sentences)
-        for indices, predictions in zip(chunks, done):
-            for i, prediction in zip(indices, predictions):
-                results[i] = prediction
+            done = map(run_chunk, chunks)
+        results: list[R | None] = [None] * len(items)
+        for indices, outputs in zip(chunks, done):
+            for i, output in zip(indices, outputs):
+                results[i] = output
         return results  # type: ignore[return-value]
 
     def _workers(self) -> ThreadPoolExecutor:
@@ -176,31 +195,54 @@ class Parser:
             if n_best > 0:
                 best = head.kbest(output.tag_scores[i, : len(sentence)], n_best)
                 candidates.extend((i, alt, score) for alt, score in best)
-        # Span confidences of all candidates in one go.
-        names, ids = self.vocabs.tags.itos, self.vocabs.tags.stoi
-        tagged, requests = [], []
-        for i, path, _ in candidates:
-            tags = [names[k] for k in path]
-            found = spans(tags)
-            tagged.append((tags, found))
-            for span in found:
-                inside = ids.get(f"I-{span.label}")
-                stop = [inside] if inside is not None else []
-                requests.append(
-                    SpanRequest(i, span.start, path[span.start : span.end], len(path), stop)
-                )
-        confidences = iter(confidence.spans(requests))
+        scored = self._scored_spans(
+            [path for _, path, _ in candidates], [i for i, _, _ in candidates], confidence
+        )
+        names = self.vocabs.tags.itos
         predictions = [
             Prediction([], [], probs, ranking=ranking)
             for probs, ranking in zip(intent_probs, rankings)
         ]
-        for (i, _, score), (tags, found) in zip(candidates, tagged):
-            scored = [(span, next(confidences)) for span in found]
+        for (i, path, score), spans in zip(candidates, scored):
+            tags = [names[k] for k in path]
             if score is None:
-                predictions[i] = Prediction(tags, scored, intent_probs[i], ranking=rankings[i])
+                predictions[i] = Prediction(tags, spans, intent_probs[i], ranking=rankings[i])
             else:
-                predictions[i].n_best.append((tags, score, scored))
+                predictions[i].n_best.append((tags, score, spans))
         return predictions
+
+    def _scored_spans(
+        self, paths: list[list[int]], sentences: list[int], confidence: SpanConfidence
+    ) -> list[list[tuple[Span, float]]]:
+        """The slot spans of each tag path with their confidences, for all paths of a batch in
+        one go; path c belongs to sentence `sentences[c]` of the batch."""
+        lengths = np.array([len(path) for path in paths], np.int64)  # (C,)
+        padded = np.zeros((len(paths), max(lengths, default=1)), np.int64)  # (C, T)
+        for c, path in enumerate(paths):
+            padded[c, : len(path)] = path
+        finder = self.span_finder
+        row, start, end, label = finder.find(padded, lengths)  # (N,) each
+        requests = SpanRequests.of_paths(
+            padded,
+            row,
+            start,
+            end,
+            np.array(sentences, np.int64)[row],
+            lengths[row],
+            finder.inside_tag[label],
+        )
+        labels = finder.labels
+        found = [
+            (Span(labels[k], a, z), p)
+            for k, a, z, p in zip(
+                label.tolist(), start.tolist(), end.tolist(), confidence.spans(requests)
+            )
+        ]
+        scored, first = [], 0
+        for count in np.bincount(row, minlength=len(paths)).tolist():
+            scored.append(found[first : first + count])
+            first += count
+        return scored
 
     def parse(self, text: str, n_best: int = 0) -> Parse:
         """Intent and slots of one utterance as the user typed it.
@@ -212,14 +254,23 @@ class Parser:
     def parse_batch(
         self, texts: Sequence[str], batch_size: int = 256, n_best: int = 0
     ) -> list[Parse]:
-        """`parse` of several utterances, batched; results equal one-at-a-time parsing (for a
-        quantized Parser, up to the rounding of activations, which is per batch)."""
+        """`parse` of several utterances, batched. Results equal one-at-a-time parsing up to
+        float rounding in the confidences (matrix products of other sizes round differently);
+        a quantized Parser rounds its activations per batch, so its tags can differ on a few
+        sentences."""
+        # Whole parses run in the batches, tokenizing included: with batch_workers > 1 no part
+        # of the work waits for the others. Character length stands in for the token count.
+        return self._in_batches(
+            texts, batch_size, len, lambda chunk: self._parse_chunk(chunk, n_best)
+        )
+
+    def _parse_chunk(self, texts: list[str], n_best: int) -> list[Parse]:
         tokenized = [self.tokenizer.tokenize(text) for text in texts]
         kept = [
             [i for i, t in enumerate(tokens) if self._model_sees(t.text)] for tokens in tokenized
         ]
         words = [[tokens[i].text for i in keep] for tokens, keep in zip(tokenized, kept)]
-        predictions = self.predict(words, batch_size, n_best)
+        predictions = self._predict_batch(words, n_best)
         return [
             self._to_parse(text, tokens, keep, prediction)
             for text, tokens, keep, prediction in zip(texts, tokenized, kept, predictions)
@@ -228,7 +279,11 @@ class Parser:
     def _model_sees(self, word: str) -> bool:
         # Punctuation the training data never had ("San Francisco?" against ATIS) would reach
         # the model as an unknown word and could be tagged as part of a slot; it is tagged O.
-        return bool(_ALNUM.search(word)) or self.tokenizer.normalize(word) in self.vocabs.words
+        return (
+            word.isalnum()  # the common case, in one C call
+            or bool(_ALNUM.search(word))
+            or self.tokenizer.normalize(word) in self.vocabs.words
+        )
 
     def _to_parse(
         self, text: str, tokens: list[Token], kept: list[int], prediction: Prediction
@@ -316,6 +371,8 @@ def _worth_quantizing(model: nn.Module) -> set[str]:
 
 def _spread(tags: list[str], kept: list[int], num_tokens: int) -> tuple[str, ...]:
     """Tags of the kept tokens put back at their places; skipped tokens get O."""
+    if len(kept) == num_tokens:  # every token kept (the usual case)
+        return tuple(tags)
     out = ["O"] * num_tokens
     for tag, i in zip(tags, kept):
         out[i] = tag

@@ -1,13 +1,15 @@
-"""Plain dataclasses that cross module boundaries: tokens, spans, examples and parses."""
+"""Plain value types that cross module boundaries: tokens, spans, examples and parses."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
+
+# Token, Span and Entity are named tuples: immutable like the dataclasses here, and built about
+# twice as fast, which counts where a batch of 256 utterances makes thousands of them.
 
 
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):
     """A token of the text as typed: `text == source[start:end]`."""
 
     text: str
@@ -15,8 +17,7 @@ class Token:
     end: int
 
 
-@dataclass(frozen=True)
-class Span:
+class Span(NamedTuple):
     """A labelled run of tokens, `start` inclusive and `end` exclusive (token indices)."""
 
     label: str
@@ -57,8 +58,7 @@ class Example:
             )
 
 
-@dataclass(frozen=True)
-class Entity:
+class Entity(NamedTuple):
     """A slot found in the text; `start`/`end` are character offsets into the original text."""
 
     entity: str

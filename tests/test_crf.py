@@ -8,7 +8,7 @@ from nlu.modules.crf import (
     Constraints,
     LinearChainCRF,
     MaxPlusStep,
-    SpanRequest,
+    SpanRequests,
     _scaled_forward_backward,
 )
 from nlu.tags import allowed_starts, allowed_transitions
@@ -116,15 +116,15 @@ def test_span_probability_matches_brute_force():
     with torch.no_grad():
         fb = crf.forward_backward(emissions, mask)
         for start, span_tags in [(1, [1, 2]), (2, [1, 2]), (0, [1]), (3, [3]), (1, [1, 2, 2])]:
-            stop = [2]  # the span ends when the next tag is not I-x
+            stop = 2  # the span ends when the next tag is not I-x
             (got,) = crf.span_probabilities(
-                fb, emissions, [SpanRequest(0, start, span_tags, 4, stop)]
+                fb, emissions, SpanRequests.of([(0, start, span_tags, 4, stop)])
             )
             end = start + len(span_tags)
             expected = sum(
                 float(p)
                 for p, path in zip(probs, candidates)
-                if list(path[start:end]) == span_tags and (end >= 4 or path[end] not in stop)
+                if list(path[start:end]) == span_tags and (end >= 4 or path[end] != stop)
             )
             assert got == pytest.approx(expected, abs=1e-5)
 
@@ -196,23 +196,23 @@ def test_span_requests_across_a_padded_batch_equal_one_at_a_time():
     lengths = [6, 2, 4]
     mask = torch.arange(6)[None, :] < torch.tensor(lengths)[:, None]
     requests = [
-        SpanRequest(0, 1, [1, 2, 2], 6, [2]),
-        SpanRequest(1, 0, [3], 2, [4]),
-        SpanRequest(1, 0, [3, 4], 2, [4]),
-        SpanRequest(2, 3, [1], 4, []),
-        SpanRequest(2, 0, [0, 1], 4, [2]),
+        (0, 1, [1, 2, 2], 6, 2),
+        (1, 0, [3], 2, 4),
+        (1, 0, [3, 4], 2, 4),
+        (2, 3, [1], 4, -1),
+        (2, 0, [0, 1], 4, 2),
     ]
     with torch.no_grad():
         together = crf.span_probabilities(
-            crf.forward_backward(emissions, mask), emissions, requests
+            crf.forward_backward(emissions, mask), emissions, SpanRequests.of(requests)
         )
-        for r, got in zip(requests, together):
-            n = lengths[r.index]
-            alone_emissions = emissions[r.index : r.index + 1, :n]
+        for (index, start, tags, _, stop), got in zip(requests, together):
+            n = lengths[index]
+            alone_emissions = emissions[index : index + 1, :n]
             alone_mask = torch.ones(1, n, dtype=torch.bool)
             fb = crf.forward_backward(alone_emissions, alone_mask)
             (expected,) = crf.span_probabilities(
-                fb, alone_emissions, [SpanRequest(0, r.start, r.tags, n, r.stop)]
+                fb, alone_emissions, SpanRequests.of([(0, start, tags, n, stop)])
             )
             assert got == pytest.approx(expected, abs=1e-6)
 

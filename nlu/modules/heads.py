@@ -7,7 +7,7 @@ the Parser never ask which one they hold.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import torch
@@ -20,30 +20,31 @@ from nlu.modules.crf import (
     DecodeTables,
     ForwardBackward,
     LinearChainCRF,
-    SpanRequest,
+    SpanRequests,
     kbest_paths,
     trim_paths,
     viterbi_lists,
 )
 
 
+class SpanConfidence(Protocol):
+    """What `decode_with_confidence` returns beside the paths: scores any spans of the batch."""
+
+    def spans(self, requests: SpanRequests) -> list[float]: ...
+
+
 class SoftmaxConfidence:
     """Span confidence under independent token softmaxes: the product of token probabilities."""
 
     def __init__(self, scores: Tensor) -> None:
-        self.log_probs = scores.log_softmax(dim=-1)  # (B, T, K)
+        self.log_probs = scores.detach().log_softmax(dim=-1).cpu().numpy()  # (B, T, K)
 
-    def spans(self, requests: list[SpanRequest]) -> list[float]:
-        if not requests:
+    def spans(self, requests: SpanRequests) -> list[float]:
+        if not len(requests):
             return []
-        steps = [
-            (n, r.index, r.start + o, tag)
-            for n, r in enumerate(requests)
-            for o, tag in enumerate(r.tags)
-        ]
-        n, b, t, tag = torch.tensor(steps).unbind(dim=1)
-        total = torch.zeros(len(requests)).index_add(0, n, self.log_probs[b, t, tag])
-        return torch.exp(total).tolist()
+        at, real = requests.steps(self.log_probs.shape[1])  # (N, W)
+        terms = self.log_probs[requests.index[:, None], at, requests.tags]  # (N, W)
+        return np.exp(np.where(real, terms, 0.0).sum(axis=1)).tolist()
 
 
 class CRFConfidence:
@@ -52,7 +53,7 @@ class CRFConfidence:
     def __init__(self, crf: LinearChainCRF, scores: Tensor, fb: ForwardBackward) -> None:
         self.crf, self.scores, self.fb = crf, scores, fb
 
-    def spans(self, requests: list[SpanRequest]) -> list[float]:
+    def spans(self, requests: SpanRequests) -> list[float]:
         return self.crf.span_probabilities(self.fb, self.scores, requests)
 
 
