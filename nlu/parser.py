@@ -33,6 +33,8 @@ from nlu.wordcache import WordCache
 T = TypeVar("T")
 R = TypeVar("R")
 
+SMALL_BATCH = 8  # up to this many tag paths, spans are found and scored by Python loops
+
 _ALNUM = re.compile(r"[^\W_]")  # one character that str.isalnum() accepts
 
 
@@ -216,22 +218,33 @@ class Parser:
     ) -> list[list[tuple[Span, float]]]:
         """The slot spans of each tag path with their confidences, for all paths of a batch in
         one go; path c belongs to sentence `sentences[c]` of the batch."""
+        finder = self.span_finder
+        labels = finder.labels
+        if len(paths) <= SMALL_BATCH:
+            # A sentence or a few (what a chatbot sends): Python loops cost less than arrays.
+            stops = finder.inside_tag.tolist()
+            per_path = [finder.find_one(path) for path in paths]
+            requests = SpanRequests.of(
+                [
+                    (sentences[c], a, path[a:z], len(path), stops[k])
+                    for c, (path, found) in enumerate(zip(paths, per_path))
+                    for k, a, z in found
+                ]
+            )
+            confidences = iter(confidence.spans(requests))
+            return [
+                [(Span(labels[k], a, z), next(confidences)) for k, a, z in found]
+                for found in per_path
+            ]
         lengths = np.array([len(path) for path in paths], np.int64)  # (C,)
         padded = np.zeros((len(paths), max(lengths, default=1)), np.int64)  # (C, T)
         for c, path in enumerate(paths):
             padded[c, : len(path)] = path
-        finder = self.span_finder
         row, start, end, label = finder.find(padded, lengths)  # (N,) each
         requests = SpanRequests.of_paths(
-            padded,
-            row,
-            start,
-            end,
-            np.array(sentences, np.int64)[row],
-            lengths[row],
+            padded, row, start, end, np.array(sentences, np.int64)[row], lengths[row],
             finder.inside_tag[label],
-        )
-        labels = finder.labels
+        )  # fmt: skip
         found = [
             (Span(labels[k], a, z), p)
             for k, a, z, p in zip(

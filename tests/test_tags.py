@@ -41,7 +41,8 @@ def test_allowed_transitions():
 @pytest.mark.parametrize("seed", range(3))
 def test_span_finder_reads_spans_as_spans_does(seed):
     """Random id sequences, ill-formed BIO, a tag without its I- form and a non-BIO tag
-    included, padded to a common width: the same spans as `spans` of each trimmed sequence."""
+    included, padded to a common width: the same spans as `spans` of each trimmed sequence,
+    from `find` over the batch and from `find_one` sentence by sentence."""
     tags = ["O", "B-a", "I-a", "B-b", "I-b", "I-c", "B-d", "X"]
     finder = SpanFinder(tags)
     rng = random.Random(seed)
@@ -55,6 +56,11 @@ def test_span_finder_reads_spans_as_spans_does(seed):
             got[r].append(Span(finder.labels[k], a, z))
         expected = [spans([tags[k] for k in paths[r, : lengths[r]]]) for r in range(rows)]
         assert got == expected
+        one_by_one = [
+            [Span(finder.labels[k], a, z) for k, a, z in finder.find_one(paths[r, : lengths[r]])]
+            for r in range(rows)
+        ]
+        assert one_by_one == expected
 
 
 def test_span_finder_knows_each_labels_inside_tag():
