@@ -51,7 +51,11 @@ class Tokenizer:
         return word.replace("’", "'")
 
     def normalize_all(self, words: Sequence[str]) -> list[str]:
-        return [self.normalize(w) for w in words]
+        """`normalize` of each word (written out: a method call per word costs more than the
+        work on a short word)."""
+        if self.lowercase:
+            return [w.lower().replace("’", "'") for w in words]
+        return [w.replace("’", "'") for w in words]
 
 
 def _join_abbreviations(tokens: list[Token]) -> list[Token]:

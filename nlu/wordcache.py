@@ -78,19 +78,26 @@ class WordCache:
         if unseen:
             extra = self._add(unseen)
             rows = self._rows
-        width = max(1, max(len(words) for words in normalized))
+        lengths = [len(words) for words in normalized]
+        width = max(1, max(lengths))
+        mask = length_mask(lengths, width)  # (B, T)
         # Words that did not fit in a full cache take row 0 here and are written in below.
-        index = [
-            [rows.get(w, 0) for w in words] + [0] * (width - len(words)) for words in normalized
-        ]
+        flat = [w for words in normalized for w in words]  # the real positions, row by row
+        found = torch.tensor([rows.get(w, 0) for w in flat], dtype=torch.long)
+        if bool(mask.all()):
+            index = found.view(mask.shape)
+        else:
+            index = torch.zeros(mask.shape, dtype=torch.long)
+            index[mask] = found
         table = self._table  # read after the indices: see the class docstring
-        embedded = table[torch.tensor(index)]  # (B, T, E)
+        embedded = table[index]  # (B, T, E)
         if extra:
-            for b, words in enumerate(normalized):
-                for t, w in enumerate(words):
-                    if w in extra:
-                        embedded[b, t] = extra[w]
-        return embedded, length_mask([len(words) for words in normalized], width)
+            real = embedded[mask]  # (N, E): the real positions in the order of `flat`
+            for n, w in enumerate(flat):
+                if w in extra:
+                    real[n] = extra[w]
+            embedded[mask] = real
+        return embedded, mask
 
     def _add(self, words: list[str]) -> dict[str, Tensor]:
         """Embed `words` and cache as many as the budget allows; the others are returned."""
