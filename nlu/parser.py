@@ -33,6 +33,10 @@ from nlu.wordcache import WordCache
 T = TypeVar("T")
 R = TypeVar("R")
 
+# Named tuples built without their Python __new__ frame (thousands per batch): new(Span, (label,
+# start, end)) is Span(label, start, end).
+new = tuple.__new__
+
 SMALL_BATCH = 8  # up to this many tag paths, spans are found and scored by Python loops
 
 _ALNUM = re.compile(r"[^\W_]")  # one character that str.isalnum() accepts
@@ -233,7 +237,7 @@ class Parser:
             )
             confidences = iter(confidence.spans(requests))
             return [
-                [(Span(labels[k], a, z), next(confidences)) for k, a, z in found]
+                [(new(Span, (labels[k], a, z)), next(confidences)) for k, a, z in found]
                 for found in per_path
             ]
         lengths = np.array([len(path) for path in paths], np.int64)  # (C,)
@@ -246,7 +250,7 @@ class Parser:
             finder.inside_tag[label],
         )  # fmt: skip
         found = [
-            (Span(labels[k], a, z), p)
+            (new(Span, (labels[k], a, z)), p)
             for k, a, z, p in zip(
                 label.tolist(), start.tolist(), end.tolist(), confidence.spans(requests)
             )
@@ -400,6 +404,6 @@ def _entities(
         first, last = kept[span.start], kept[span.end - 1]
         start, end = tokens[first].start, tokens[last].end
         entities.append(
-            Entity(span.label, text[start:end], start, end, confidence, first, last + 1)
+            new(Entity, (span.label, text[start:end], start, end, confidence, first, last + 1))
         )
     return tuple(entities)
