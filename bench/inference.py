@@ -8,7 +8,7 @@ Measures, in one run and one process:
   own `decode` (the pre-vectorisation path) on the same batches;
 - expected calibration error (ECE) of slot and intent confidence on the dev split;
 - the test scores;
-for the float32 model and, loaded with `quantize=True`, its int8 version.
+for each precision asked for (float32, and the int8 and bfloat16 versions of the same model).
 """
 
 from __future__ import annotations
@@ -131,7 +131,11 @@ def main() -> None:
         help="Threads parse_batch runs batches in (Parser.load(batch_workers=...)).",
     )
     parser_.add_argument("--repeats", type=int, default=3)
-    parser_.add_argument("--no-int8", action="store_true", help="Skip the quantized model.")
+    parser_.add_argument(
+        "--precisions",
+        default="float32,int8,bfloat16",
+        help="Comma-separated Parser.load precisions to measure (float32 is always loaded).",
+    )
     parser_.add_argument("--out", help="Also write the results to this JSON file.")
     parser_.add_argument(
         "--speed-only",
@@ -145,12 +149,16 @@ def main() -> None:
         help="gc.freeze() after loading the models, as `nlu serve` and `nlu tag` do.",
     )
     args = parser_.parse_args()
-    parser = Parser.load(
-        args.model, num_threads=args.threads or None, batch_workers=args.batch_workers
-    )
-    quantized = None
-    if not args.no_int8:
-        quantized = Parser.load(args.model, quantize=True, batch_workers=args.batch_workers)
+    precisions = args.precisions.split(",")
+    parsers = {
+        precision: Parser.load(
+            args.model,
+            num_threads=args.threads or None,
+            precision=precision,
+            batch_workers=args.batch_workers,
+        )
+        for precision in dict.fromkeys(["float32", *precisions])
+    }
     test = read_seqio(resolve_split(args.data, "test"))
     dev = read_seqio(resolve_split(args.data, "valid"))
     if args.gc_freeze:
@@ -162,14 +170,13 @@ def main() -> None:
         "batch_workers": args.batch_workers,
         "gc_freeze": args.gc_freeze,
         "utterances": len(test),
-        "float32": measure(parser, test, dev, args.repeats, args.speed_only),
     }
-    if not args.speed_only:
-        results["forward_plus_pytorch_crf_decode_256_per_s"] = pytorch_crf_throughput(
-            parser, [list(e.tokens) for e in test], 256, args.repeats
-        )
-    if quantized is not None:
-        results["int8"] = measure(quantized, test, dev, args.repeats, args.speed_only)
+    for precision in precisions:
+        results[precision] = measure(parsers[precision], test, dev, args.repeats, args.speed_only)
+        if precision == "float32" and not args.speed_only:
+            results["forward_plus_pytorch_crf_decode_256_per_s"] = pytorch_crf_throughput(
+                parsers["float32"], [list(e.tokens) for e in test], 256, args.repeats
+            )
     text = json.dumps(results, indent=2)
     print(text)
     if args.out:

@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000, help="per level, at most")
     parser.add_argument("--seconds", type=float, default=20.0, help="per level, at most")
     parser.add_argument("--quantize", action="store_true", help="serve the int8 model")
+    parser.add_argument("--precision", help="float32, int8 or bfloat16 (nlu serve --precision)")
     parser.add_argument("--threads", type=int, help="the server's torch threads (default: 1)")
     parser.add_argument("--wait-ms", type=float, help="micro-batch gathering time")
     parser.add_argument("--workers", type=int, default=1, help="server processes")
@@ -147,6 +148,8 @@ def main() -> None:
     options = [] if args.threads is None else ["--threads", str(args.threads)]
     if args.quantize:
         options.append("--quantize")
+    if args.precision:
+        options += ["--precision", args.precision]
     options += ["--workers", str(args.workers)]
     if args.wait_ms is not None:
         options += ["--micro-batch-wait-ms", str(args.wait_ms)]

@@ -19,14 +19,23 @@ ModelDir = Annotated[
     Path | None, typer.Option(help="Model directory (default: $NLU_MODEL, else runs/latest).")
 ]
 DataName = Annotated[str, typer.Option(help="Dataset name under $NLU_DATA_DIR, or a folder.")]
-Quantize = Annotated[
-    bool,
+PrecisionOption = Annotated[
+    str,
     typer.Option(
-        "--quantize",
-        help="int8 weights for the recurrent and larger linear layers: faster on CPU, tags can "
-        "differ on a few sentences.",
+        "--precision",
+        help="float32 (the model as trained); int8 (int8 weights for the recurrent and larger "
+        "linear layers: faster on CPU, tags can differ on a few sentences); bfloat16 (batches "
+        "run the recurrent layers in bfloat16: fast on CPUs with bfloat16 instructions).",
     ),
 ]
+Quantize = Annotated[bool, typer.Option("--quantize", help="Shorthand for --precision int8.")]
+
+
+def chosen_precision(precision: str, quantize: bool) -> str:
+    """The precision that --precision and --quantize ask for together."""
+    if quantize and precision not in ("float32", "int8"):
+        raise fail(f"--quantize means --precision int8, not {precision}: give one of the two")
+    return "int8" if quantize else precision
 
 
 def fail(message: str) -> typer.Exit:

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from cli._output import ModelDir, Quantize, default_model, fail, user_errors
+from cli._output import (
+    ModelDir,
+    PrecisionOption,
+    Quantize,
+    chosen_precision,
+    default_model,
+    fail,
+    user_errors,
+)
 
 TOKEN_ENV = "NLU_SERVER_TOKEN"
 
@@ -40,6 +48,7 @@ def serve(
             "fastest for one-utterance requests: a second only waits on the first."
         ),
     ] = 1,
+    precision: PrecisionOption = "float32",
     quantize: Quantize = False,
     workers: Annotated[
         int,
@@ -67,15 +76,16 @@ def serve(
         micro_batch_wait_ms=micro_batch_wait_ms,
     )
     model_dir = default_model(model)
+    precision = chosen_precision(precision, quantize)
     with user_errors():
         # Loaded here even with several workers: a bad model fails in one line, before serving.
-        parser = Parser.load(model_dir, num_threads=threads or None, quantize=quantize)
+        parser = Parser.load(model_dir, num_threads=threads or None, precision=precision)
     typer.echo(f"serving {parser.config.name} on http://{host}:{port} (docs at /docs)", err=True)
     if workers == 1:
         uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")
         return
     del parser  # each worker loads its own copy; the parent only supervises them
-    spec = WorkerSpec(str(model_dir), threads, quantize, settings)
+    spec = WorkerSpec(str(model_dir), threads, precision, settings)
     if REUSE_PORT:
         serve_workers(spec, host, port, workers)
         return

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from cli._output import ModelDir, Quantize, default_model, highlighted, user_errors
+from cli._output import (
+    ModelDir,
+    PrecisionOption,
+    Quantize,
+    chosen_precision,
+    default_model,
+    highlighted,
+    user_errors,
+)
 
 HISTORY = Path("~/.nlu_history").expanduser()
 QUIT = {":quit", ":q", ":exit"}
@@ -16,6 +24,7 @@ QUIT = {":quit", ":q", ":exit"}
 def shell(
     model: ModelDir = None,
     top: Annotated[int, typer.Option(help="Intents to show in the ranking.")] = 3,
+    precision: PrecisionOption = "float32",
     quantize: Quantize = False,
 ) -> None:
     """Interactive prompt: each line is parsed and shown; :quit or Ctrl-D leaves."""
@@ -24,7 +33,7 @@ def shell(
     from nlu.parser import Parser
 
     with user_errors():
-        parser = Parser.load(default_model(model), quantize=quantize)
+        parser = Parser.load(default_model(model), precision=chosen_precision(precision, quantize))
     console = Console(highlight=False)
     _load_history()
     console.print(f"[dim]{parser.config.name}: type an utterance; :quit or Ctrl-D leaves[/dim]")

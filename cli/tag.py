@@ -11,7 +11,16 @@ from typing import Annotated
 
 import typer
 
-from cli._output import ModelDir, Quantize, default_model, fail, highlighted, user_errors
+from cli._output import (
+    ModelDir,
+    PrecisionOption,
+    Quantize,
+    chosen_precision,
+    default_model,
+    fail,
+    highlighted,
+    user_errors,
+)
 
 CHUNK = 256  # utterances parsed per batch when streaming
 
@@ -32,6 +41,7 @@ def tag(
         Path | None, typer.Option("--output", help="Write parses here as JSON lines.")
     ] = None,
     n_best: Annotated[int, typer.Option(help="Also give the k best tag sequences.")] = 0,
+    precision: PrecisionOption = "float32",
     quantize: Quantize = False,
     workers: Annotated[
         int,
@@ -50,7 +60,7 @@ def tag(
     with user_errors():
         parser = Parser.load(
             default_model(model),
-            quantize=quantize,
+            precision=chosen_precision(precision, quantize),
             num_threads=1,  # faster than torch's default here, one utterance or a batch
             batch_workers=workers,
         )

@@ -140,13 +140,15 @@ class JointModel(nn.Module):
             intent = output.intent_logits.sum() * 0.0
         return Losses(slot + self.intent_weight * intent, slot, intent)
 
-    def freeze(self) -> JointModel:
-        """Ready for inference only: evaluation mode, no gradients, and the tag head's decode
-        tables built once instead of on every call. Call it after the weights are loaded."""
+    def freeze(self, batch_dtype: torch.dtype = torch.float32) -> JointModel:
+        """Ready for inference only: evaluation mode, no gradients, the encoder split by
+        direction for batches (in `batch_dtype`, see `RNNEncoder.freeze`), and the tag head's
+        decode tables built once instead of on every call. Call it after the weights are
+        loaded."""
         self.eval()
         for p in self.parameters():
             p.requires_grad_(False)
-        self.encoder.freeze()
+        self.encoder.freeze(batch_dtype)
         self.tag_head.freeze()
         return self
 

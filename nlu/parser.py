@@ -13,7 +13,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 import torch
@@ -29,6 +29,9 @@ from nlu.tags import SpanFinder
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
 from nlu.wordcache import WordCache
+
+Precision = Literal["float32", "int8", "bfloat16"]
+PRECISIONS = ("float32", "int8", "bfloat16")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -64,10 +67,17 @@ class Parser:
         info: dict | None = None,
         ranking_size: int = 10,
         batch_workers: int = 1,
+        precision: Precision = "float32",
     ) -> None:
         if batch_workers < 1:
             raise ValueError(f"batch_workers: expected at least 1, found {batch_workers}")
-        self.model = model.freeze()
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
+        if precision == "int8":
+            model = quantize_int8(model)
+        batch_dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+        self.model = model.freeze(batch_dtype)
+        self.precision = precision
         self.vocabs = vocabs
         self.config = config
         self.info = info or {}
@@ -84,18 +94,26 @@ class Parser:
         cls,
         path: str | os.PathLike,
         num_threads: int | None = None,
-        quantize: bool = False,
+        precision: Precision = "float32",
         batch_workers: int = 1,
     ) -> Parser:
         """Load a model directory written by `nlu train` (see `nlu.archive`).
 
         `num_threads` sets torch's intra-op threads and NumPy's BLAS threads for the whole
-        process (see `set_threads`). `quantize` runs the
-        recurrent and linear layers with int8 weights (see `quantize_int8`): faster on a CPU,
-        and the tags can differ from the float model's on a few sentences (BENCHMARKS.md).
-        `batch_workers` > 1 lets `predict` and `parse_batch` run that many batches at once,
-        each in its own thread; pair it with `num_threads=1` (2 and 1 on a 2-core machine).
+        process (see `set_threads`). `precision` trades exactness for speed on a CPU:
+        - "float32": the model as trained;
+        - "int8": the recurrent and larger linear layers with int8 weights (see
+          `quantize_int8`); the tags can differ from float32's on a few sentences;
+        - "bfloat16": batches of more than one sentence run the recurrent layers in bfloat16
+          (see `RNNEncoder.freeze`), a single sentence in float32, which is faster at batch 1.
+          Fast where the CPU has bfloat16 instructions (AVX512-BF16 or AMX); elsewhere it can
+          be slower than float32.
+        BENCHMARKS.md (inference) gives the speed and scores of each. `batch_workers` > 1 lets
+        `predict` and `parse_batch` run that many batches at once, each in its own thread; pair
+        it with `num_threads=1` (2 and 1 on a 2-core machine).
         """
+        if precision not in PRECISIONS:  # before the weights are read
+            raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
         if num_threads:
             set_threads(num_threads)
         loaded = archive.load(path)
@@ -111,9 +129,14 @@ class Parser:
                 f"{archive.resolve_model_dir(path) / archive.WEIGHTS_FILE}: weights do not fit "
                 f"config.yaml ({first})"
             ) from None
-        if quantize:
-            model = quantize_int8(model)
-        return cls(model, loaded.vocabs, loaded.config, loaded.info, batch_workers=batch_workers)
+        return cls(
+            model,
+            loaded.vocabs,
+            loaded.config,
+            loaded.info,
+            batch_workers=batch_workers,
+            precision=precision,
+        )
 
     @property
     def quantized(self) -> bool:

@@ -54,7 +54,7 @@ class WorkerSpec:
 
     model: str
     threads: int
-    quantize: bool
+    precision: str
     settings: ServerSettings
 
     ENV = "NLU_SERVE_WORKER"
@@ -72,7 +72,7 @@ class WorkerSpec:
 def worker_app() -> FastAPI:
     """The app of one worker process of `nlu serve --workers N`."""
     spec = WorkerSpec.from_env()
-    parser = Parser.load(spec.model, num_threads=spec.threads or None, quantize=spec.quantize)
+    parser = Parser.load(spec.model, num_threads=spec.threads or None, precision=spec.precision)
     return create_app(parser, spec.settings)
 
 
@@ -230,6 +230,7 @@ def model_summary(parser: Parser) -> dict[str, Any]:
         "metrics": info.get("metrics", {}),
         "created": info.get("created"),
         "quantized": parser.quantized,
+        "precision": parser.precision,
     }
 
 

@@ -56,6 +56,25 @@ def test_tag_quantized(trained):
     assert "toloc.city_name" in result.output and "London" in result.output
 
 
+def test_tag_bfloat16(trained):
+    result = invoke(
+        "tag", "--precision", "bfloat16", "--model", str(trained.model_dir), "fly to London"
+    )
+    assert result.exit_code == 0 and "London" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--precision", "fp16"], "precision: expected one of"),
+        (["--quantize", "--precision", "bfloat16"], "--quantize means --precision int8"),
+    ],
+)
+def test_tag_bad_precision_is_one_line(trained, args, message):
+    result = invoke("tag", *args, "--model", str(trained.model_dir), "hi")
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
 def test_tag_uses_nlu_model_env(trained, monkeypatch):
     monkeypatch.setenv("NLU_MODEL", str(trained.run_dir))
     assert invoke("tag", "taxi in boston").exit_code == 0
@@ -275,7 +294,7 @@ def test_serve_with_workers_hands_the_model_to_each_worker_process(trained, monk
         ((app, options),) = calls
         assert app == "nlu.server:worker_app" and options["factory"] and options["workers"] == 2
     spec = WorkerSpec.from_env()  # the CLI set it; monkeypatch removes it after the test
-    assert spec.quantize and spec.settings.micro_batch and spec.threads == 1
+    assert spec.precision == "int8" and spec.settings.micro_batch and spec.threads == 1
     with TestClient(worker_app()) as client:
         body = client.post("/model/parse", json={"text": "fly to London"}).json()
         assert body["entities"][0]["value"] == "London"

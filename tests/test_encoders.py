@@ -194,3 +194,22 @@ def test_frozen_encoder_shares_the_weights():
     assert forward.weight_hh_l0 is encoder.rnn.weight_hh_l0
     assert backward.weight_ih_l0 is encoder.rnn.weight_ih_l0_reverse
     assert not any(name.startswith("_directions") for name, _ in encoder.named_parameters())
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_bfloat16_frozen_encoder_is_close_and_keeps_float32_weights(kind):
+    torch.manual_seed(3)
+    encoder = RNNEncoder(E, H, kind=kind, num_layers=2).eval()
+    inputs = torch.randn(3, 6, E)
+    mask = torch.arange(6)[None, :] < torch.tensor([6, 4, 2])[:, None]
+    with torch.no_grad():
+        exact = encoder(inputs, mask)
+        encoder.freeze(torch.bfloat16)
+        half = encoder(inputs, mask)
+        one = encoder(inputs[:1], mask[:1])  # one sentence: the fused float32 module
+    assert half.dtype == torch.float32 and bool((half[~mask] == 0).all())
+    torch.testing.assert_close(half, exact, atol=0.03, rtol=0)
+    torch.testing.assert_close(one, exact[:1], atol=1e-6, rtol=0)
+    assert all(p.dtype == torch.float32 for p in encoder.parameters())
+    with pytest.raises(ValueError, match="batch_dtype: expected float32 or bfloat16"):
+        encoder.freeze(torch.float16)

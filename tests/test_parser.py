@@ -71,7 +71,7 @@ def test_softmax_head_parses_with_n_best_and_token_product_confidence():
 
 
 def test_quantized_parser_tags_like_the_float_one(trained, parser, tiny_dir):
-    quantized = Parser.load(trained.model_dir, quantize=True)
+    quantized = Parser.load(trained.model_dir, precision="int8")
     assert quantized.quantized and not parser.quantized
     dynamic = {
         type(m).__name__
@@ -93,6 +93,30 @@ def test_quantized_parser_tags_like_the_float_one(trained, parser, tiny_dir):
         assert all(
             0.0 < e.confidence <= 1.0 and q.text[e.start : e.end] == e.value for e in q.entities
         )
+
+
+def test_bfloat16_parser_runs_batches_in_bfloat16_and_one_sentence_in_float32(
+    trained, parser, tiny_dir
+):
+    half = Parser.load(trained.model_dir, precision="bfloat16")
+    assert half.precision == "bfloat16" and not half.quantized
+    split = half.model.encoder._directions
+    assert {m.weight_hh_l0.dtype for layer in split for m in layer} == {torch.bfloat16}
+    assert half.model.encoder.rnn.weight_hh_l0.dtype == torch.float32  # the fused module
+    texts = (tiny_dir / "train" / "seq.in").read_text().splitlines()
+    floats, halves = parser.parse_batch(texts), half.parse_batch(texts)
+    same = sum(f.tags == h.tags and f.intent == h.intent for f, h in zip(floats, halves))
+    assert same >= 0.9 * len(texts)
+    for f, h in zip(floats, halves):
+        assert h.intent_confidence == pytest.approx(f.intent_confidence, abs=0.05)
+    # One sentence runs the float32 module: the float parse, to float rounding.
+    alone = half.parse(texts[0]).to_dict()
+    assert_same_parses([alone], [parser.parse(texts[0]).to_dict()])
+
+
+def test_unknown_precision_lists_the_choices(trained):
+    with pytest.raises(ValueError, match=r"precision: expected one of \['float32', 'int8'"):
+        Parser.load(trained.model_dir, precision="fp16")
 
 
 @pytest.mark.parametrize("kind", ["rnn", "irnn", "lstm", "peephole_lstm", "gru"])

@@ -54,6 +54,7 @@ def test_health_model_and_docs(client):
     assert model["name"] == "tiny" and model["format_version"] == 2
     assert "flight" in model["intents"] and "toloc.city_name" in model["slot_types"]
     assert "dev" in model["metrics"] and model["quantized"] is False
+    assert model["precision"] == "float32"
     assert client.get("/docs").status_code == 200
     assert "/model/parse" in client.get("/openapi.json").json()["paths"]
 

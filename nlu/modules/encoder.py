@@ -70,37 +70,42 @@ class RNNEncoder(nn.Module):
         """inputs: (B, T, E), mask: (B, T) bool -> states (B, T, output_dim), zero on padding."""
         if isinstance(self.rnn, PeepholeLSTM):
             return self.rnn(inputs, mask)
+        if self._directions is not None and inputs.shape[0] > 1:
+            return self._forward_by_direction(inputs, mask)  # frozen, for batches
         if bool(mask.all()):
             # No padding (always so for one sentence): packing would only cost time.
             return self.rnn(inputs)[0]
-        if self._directions is not None:
-            return self._forward_by_direction(inputs, mask)
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
         packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
         states, _ = self.rnn(packed)
         states, _ = pad_packed_sequence(states, batch_first=True, total_length=inputs.shape[1])
         return states
 
-    def freeze(self) -> None:
-        """For inference: encode padded batches one direction at a time instead of packing them.
+    def freeze(self, batch_dtype: torch.dtype = torch.float32) -> None:
+        """For inference: encode batches one direction at a time instead of packing them, with
+        the recurrent layers in `batch_dtype` (float32 or bfloat16).
 
         A packed sequence makes the fused kernels project the inputs one time step at a time,
-        and keeps float32 LSTMs off oneDNN's LSTM. Run on the padded batch as it is, a forward
+        and keeps float LSTMs off oneDNN's LSTM. Run on the padded batch as it is, a forward
         direction is exact (right padding comes after every real token) and so is a backward
         one that reads each sentence reversed within its own length. Each layer and direction
-        becomes a one-layer, one-direction module of the same kind that shares this encoder's
-        weight tensors; ATIS test at batch 256 encodes in about 60 % of the packed time
-        (BENCHMARKS.md, inference). Only PyTorch's own float `nn.LSTM`, `nn.GRU` and `nn.RNN`
+        becomes a one-layer, one-direction module of the same kind: in float32 it shares this
+        encoder's weight tensors, in bfloat16 it holds a rounded copy. ATIS test at batch 256
+        encodes in about 60 % of the packed time in float32, and 40 % in bfloat16 on a CPU with
+        bfloat16 instructions (BENCHMARKS.md, inference). A single sentence still goes through
+        the fused module in float32. Only PyTorch's own float `nn.LSTM`, `nn.GRU` and `nn.RNN`
         are split: a dynamically quantized LSTM is faster packed, and the peephole LSTM never
         packs. Training mode drops the split modules.
         """
+        if batch_dtype not in (torch.float32, torch.bfloat16):
+            raise ValueError(f"batch_dtype: expected float32 or bfloat16, found {batch_dtype}")
         rnn = self.rnn
         if type(rnn) not in (nn.LSTM, nn.GRU, nn.RNN):
             self._directions = None
             return
         self._directions = [
             [
-                _one_direction(rnn, layer, suffix)
+                _one_direction(rnn, layer, suffix, batch_dtype)
                 for suffix in ("", "_reverse")[: 1 + rnn.bidirectional]
             ]
             for layer in range(rnn.num_layers)
@@ -112,26 +117,35 @@ class RNNEncoder(nn.Module):
         return super().train(mode)
 
     def _forward_by_direction(self, inputs: Tensor, mask: Tensor) -> Tensor:
-        """`forward` of a padded batch through the modules `freeze` built."""
+        """`forward` of a batch through the modules `freeze` built."""
         lengths = mask.sum(dim=1)  # (B,)
-        x = inputs  # (B, T, E), then (B, T, directions * H) after each layer
-        for directions in self._directions:  # type: ignore[union-attr]
-            states = [directions[0](x)[0]]  # (B, T, H); padding comes after every real token
-            if len(directions) == 2:
-                backward = directions[1](reverse_padded(x, lengths))[0]
+        directions = self._directions
+        assert directions is not None
+        # (B, T, E), then (B, T, directions * H) after each layer
+        x = inputs.to(directions[0][0].weight_ih_l0.dtype)
+        for layer in directions:
+            states = [layer[0](x)[0]]  # (B, T, H); padding comes after every real token
+            if len(layer) == 2:
+                backward = layer[1](reverse_padded(x, lengths))[0]
                 states.append(reverse_padded(backward, lengths))
             x = torch.cat(states, dim=2) if len(states) == 2 else states[0]
-        return x * mask.unsqueeze(2)  # zero on padding, as unpacking leaves it
+        return x.to(inputs.dtype) * mask.unsqueeze(2)  # zero on padding, as unpacking leaves it
 
 
-def _one_direction(rnn: nn.RNNBase, layer: int, suffix: str) -> nn.RNNBase:
-    """A one-layer, one-direction copy of `rnn`'s `layer` in direction `suffix` ("" or
-    "_reverse") that shares its weight tensors."""
+def _one_direction(
+    rnn: nn.RNNBase, layer: int, suffix: str, dtype: torch.dtype = torch.float32
+) -> nn.RNNBase:
+    """A one-layer, one-direction module of `rnn`'s `layer` in direction `suffix` ("" or
+    "_reverse"): it shares `rnn`'s weight tensors in float32, and holds copies in another
+    dtype."""
     extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
     input_size = rnn.input_size if layer == 0 else rnn.hidden_size * (1 + rnn.bidirectional)
     one = type(rnn)(input_size, rnn.hidden_size, bias=rnn.bias, batch_first=True, **extra)
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[: 4 if rnn.bias else 2]:
-        setattr(one, f"{name}_l0", getattr(rnn, f"{name}_l{layer}{suffix}"))
+        weight = getattr(rnn, f"{name}_l{layer}{suffix}")
+        if weight.dtype != dtype:
+            weight = nn.Parameter(weight.detach().to(dtype), requires_grad=False)
+        setattr(one, f"{name}_l0", weight)
     return one.eval()
 
 
