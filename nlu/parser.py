@@ -24,7 +24,7 @@ from nlu.config import ExperimentConfig
 from nlu.model import JointModel, Output, build_model
 from nlu.modules.crf import SpanRequests
 from nlu.modules.heads import SpanConfidence
-from nlu.schema import Entity, Hypothesis, Parse, Span, Token
+from nlu.schema import Entity, Hypothesis, Parse, Span, Token, make
 from nlu.tags import SpanFinder
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
@@ -35,10 +35,6 @@ PRECISIONS = ("float32", "int8", "bfloat16")
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-# Named tuples built without their Python __new__ frame (thousands per batch): new(Span, (label,
-# start, end)) is Span(label, start, end).
-new = tuple.__new__
 
 SMALL_BATCH = 8  # up to this many tag paths, spans are found and scored by Python loops
 
@@ -260,7 +256,7 @@ class Parser:
             )
             confidences = iter(confidence.spans(requests))
             return [
-                [(new(Span, (labels[k], a, z)), next(confidences)) for k, a, z in found]
+                [(make(Span, (labels[k], a, z)), next(confidences)) for k, a, z in found]
                 for found in per_path
             ]
         lengths = np.array([len(path) for path in paths], np.int64)  # (C,)
@@ -273,7 +269,7 @@ class Parser:
             finder.inside_tag[label],
         )  # fmt: skip
         found = [
-            (new(Span, (labels[k], a, z)), p)
+            (make(Span, (labels[k], a, z)), p)
             for k, a, z, p in zip(
                 label.tolist(), start.tolist(), end.tolist(), confidence.spans(requests)
             )
@@ -427,6 +423,6 @@ def _entities(
         first, last = kept[span.start], kept[span.end - 1]
         start, end = tokens[first].start, tokens[last].end
         entities.append(
-            new(Entity, (span.label, text[start:end], start, end, confidence, first, last + 1))
+            make(Entity, (span.label, text[start:end], start, end, confidence, first, last + 1))
         )
     return tuple(entities)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from nlu.schema import Token
+from nlu.schema import Token, make
 
 # Abbreviations whose final period belongs to the word (ATIS writes "st. louis").
 ABBREVIATIONS = ("st.", "a.m.", "p.m.", "mr.", "mrs.", "ms.", "dr.", "jr.", "u.s.", "ft.", "mt.")
@@ -21,11 +21,6 @@ _TOKEN_RE = re.compile(
     r"\w+(?:[-'’&:/.]\w+)*"  # a word, with in-word punctuation: "6:30", "i'd", "r&b"
     r"|\S"  # any other single visible character: punctuation, symbols
 )
-
-
-# Token._make without a Python frame per token (a batch of 256 utterances makes ~3,000):
-# new(Token, (text, start, end)) is what Token(text, start, end) builds.
-new = tuple.__new__
 
 
 class Tokenizer:
@@ -40,7 +35,7 @@ class Tokenizer:
         at = 0
         for word in _TOKEN_RE.findall(text):
             at = text.find(word, at)  # only whitespace lies between two tokens
-            tokens.append(new(Token, (word, at, at + len(word))))
+            tokens.append(make(Token, (word, at, at + len(word))))
             at += len(word)
         return _join_abbreviations(tokens) if "." in text else tokens
 

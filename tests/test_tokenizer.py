@@ -88,3 +88,11 @@ def test_abbreviations_keep_their_period():
     assert words("a.m. or p.m.? U.S. mt. rainier, st.louis") == [
         "a.m.", "or", "p.m.", "?", "u.s.", "mt.", "rainier", ",", "st.louis",
     ]  # fmt: skip
+
+
+def test_tokens_are_real_tokens():
+    from nlu.schema import Span, Token, make
+
+    (token,) = Tokenizer().tokenize("London")
+    assert type(token) is Token and token == Token("London", 0, 6) and token.end == 6
+    assert make(Span, ("city", 1, 3)) == Span("city", 1, 3) and make(Span, ("x", 0, 1)).label == "x"
