@@ -71,7 +71,7 @@ def _pad(rows: Sequence[Sequence[int]], length: int) -> list[list[int]]:
 
 def length_mask(lengths: Sequence[int], width: int) -> Tensor:
     """(B, width) bool, True on the first `lengths[b]` positions of row b."""
-    if all(n == width for n in lengths):  # one sentence, or equal lengths: no padding
+    if not lengths or min(lengths) == width:  # one sentence, or equal lengths: no padding
         return torch.ones(len(lengths), width, dtype=torch.bool)
     return torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
 

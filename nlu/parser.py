@@ -302,10 +302,16 @@ class Parser:
 
     def _parse_chunk(self, texts: list[str], n_best: int) -> list[Parse]:
         tokenized = [self.tokenizer.tokenize(text) for text in texts]
-        kept = [
-            [i for i, t in enumerate(tokens) if self._model_sees(t.text)] for tokens in tokenized
-        ]
-        words = [[tokens[i].text for i in keep] for tokens, keep in zip(tokenized, kept)]
+        kept, words = [], []
+        for tokens in tokenized:
+            spelled = [t.text for t in tokens]
+            if all(map(str.isalnum, spelled)):  # the usual case: the model sees every token
+                keep = list(range(len(spelled)))
+            else:
+                keep = [i for i, w in enumerate(spelled) if self._model_sees(w)]
+                spelled = [spelled[i] for i in keep]
+            kept.append(keep)
+            words.append(spelled)
         predictions = self._predict_batch(words, n_best)
         return [
             self._to_parse(text, tokens, keep, prediction)
@@ -326,12 +332,14 @@ class Parser:
     ) -> Parse:
         names, probs = self.vocabs.intents.itos, prediction.intent_probs
         ranking = [(names[i], probs[i]) for i in prediction.ranking]
-        n_best = tuple(
-            Hypothesis(
-                _spread(tags, kept, len(tokens)), score, _entities(text, tokens, kept, found)
+        n_best = ()
+        if prediction.n_best:
+            n_best = tuple(
+                Hypothesis(
+                    _spread(tags, kept, len(tokens)), score, _entities(text, tokens, kept, found)
+                )
+                for tags, score, found in prediction.n_best
             )
-            for tags, score, found in prediction.n_best
-        )
         return Parse(
             text=text,
             intent=ranking[0][0],
