@@ -291,8 +291,9 @@ class Parser:
         self, texts: Sequence[str], batch_size: int = 256, n_best: int = 0
     ) -> list[Parse]:
         """`parse` of several utterances, batched. Results equal one-at-a-time parsing up to
-        float rounding in the confidences (matrix products of other sizes round differently);
-        a quantized Parser rounds its activations per batch, so its tags can differ on a few
+        float rounding in the confidences (matrix products of other sizes round differently).
+        An int8 Parser rounds its activations per batch, and a bfloat16 one runs batches in
+        bfloat16 but a single sentence in float32: for both, the tags can differ on a few
         sentences."""
         # Whole parses run in the batches, tokenizing included: with batch_workers > 1 no part
         # of the work waits for the others. Character length stands in for the token count.
