@@ -67,8 +67,7 @@ class Parser:
     ) -> None:
         if batch_workers < 1:
             raise ValueError(f"batch_workers: expected at least 1, found {batch_workers}")
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
+        _check_precision(precision)
         if precision == "int8":
             model = quantize_int8(model)
         batch_dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
@@ -108,8 +107,7 @@ class Parser:
         `predict` and `parse_batch` run that many batches at once, each in its own thread; pair
         it with `num_threads=1` (2 and 1 on a 2-core machine).
         """
-        if precision not in PRECISIONS:  # before the weights are read
-            raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
+        _check_precision(precision)  # before the weights are read
         if num_threads:
             set_threads(num_threads)
         loaded = archive.load(path)
@@ -148,21 +146,16 @@ class Parser:
         release the GIL in their kernels, so on 2 cores two threads overlap one batch's
         recurrent pass with another's Python work (BENCHMARKS.md, inference).
         """
-        # Batch sentences of similar length together (less padding), answer in input order.
         return self._in_batches(
-            sentences, batch_size, len, lambda chunk: self._predict_batch(chunk, n_best)
+            sentences, batch_size, lambda chunk: self._predict_batch(chunk, n_best)
         )
 
     def _in_batches(
-        self,
-        items: Sequence[T],
-        batch_size: int,
-        size: Callable[[T], int],
-        run: Callable[[list[T]], list[R]],
+        self, items: Sequence[T], batch_size: int, run: Callable[[list[T]], list[R]]
     ) -> list[R]:
-        """`run` over batches of items of similar `size`, in `batch_workers` threads at once;
-        the results in input order."""
-        order = sorted(range(len(items)), key=lambda i: size(items[i]))
+        """`run` over batches of items of similar length (less padding), in `batch_workers`
+        threads at once; the results in input order."""
+        order = sorted(range(len(items)), key=lambda i: len(items[i]))
         chunks = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
 
         def run_chunk(indices: list[int]) -> list[R]:
@@ -297,9 +290,7 @@ class Parser:
         sentences."""
         # Whole parses run in the batches, tokenizing included: with batch_workers > 1 no part
         # of the work waits for the others. Character length stands in for the token count.
-        return self._in_batches(
-            texts, batch_size, len, lambda chunk: self._parse_chunk(chunk, n_best)
-        )
+        return self._in_batches(texts, batch_size, lambda chunk: self._parse_chunk(chunk, n_best))
 
     def _parse_chunk(self, texts: list[str], n_best: int) -> list[Parse]:
         tokenized = [self.tokenizer.tokenize(text) for text in texts]
@@ -322,11 +313,7 @@ class Parser:
     def _model_sees(self, word: str) -> bool:
         # Punctuation the training data never had ("San Francisco?" against ATIS) would reach
         # the model as an unknown word and could be tagged as part of a slot; it is tagged O.
-        return (
-            word.isalnum()  # the common case, in one C call
-            or bool(_ALNUM.search(word))
-            or self.tokenizer.normalize(word) in self.vocabs.words
-        )
+        return bool(_ALNUM.search(word)) or self.tokenizer.normalize(word) in self.vocabs.words
 
     def _to_parse(
         self, text: str, tokens: list[Token], kept: list[int], prediction: Prediction
@@ -351,6 +338,11 @@ class Parser:
             tags=_spread(prediction.tags, kept, len(tokens)),
             n_best=n_best,
         )
+
+
+def _check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
 
 
 def set_threads(num_threads: int) -> None:

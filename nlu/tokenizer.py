@@ -41,13 +41,11 @@ class Tokenizer:
 
     def normalize(self, word: str) -> str:
         """The form of `word` that is looked up in the vocabulary."""
-        if self.lowercase:
-            word = word.lower()
-        return word.replace("’", "'")
+        return self.normalize_all([word])[0]
 
     def normalize_all(self, words: Sequence[str]) -> list[str]:
-        """`normalize` of each word (written out: a method call per word costs more than the
-        work on a short word)."""
+        """`normalize` of each word: lower-cased if asked, typographic apostrophes made plain
+        (one list comprehension: a method call per word costs more than the work on it)."""
         if self.lowercase:
             return [w.lower().replace("’", "'") for w in words]
         return [w.replace("’", "'") for w in words]
