@@ -3,7 +3,7 @@
     NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/calibration.py runs/bench/atis_ils10-*-seed*/model
 
 For each model: load it as exported, measure slot and intent ECE on the dev and test splits,
-fit the intent temperature on dev (`nlu.calibration`), and measure again. Test scores are
+fit the intent temperature on dev (`nlu.eval.calibration`), and measure again. Test scores are
 printed too: the temperature must leave them unchanged. Nothing is written back to the model.
 """
 
@@ -15,10 +15,10 @@ from pathlib import Path
 
 from inference import calibration
 
-from nlu.calibration import calibrate_intents
-from nlu.evaluate import evaluate
+from nlu.data.readers import read_seqio, resolve_split
+from nlu.eval.calibration import calibrate_intents
+from nlu.eval.evaluate import evaluate
 from nlu.parser import Parser
-from nlu.readers import read_seqio, resolve_split
 
 
 def scores(parser: Parser, test) -> dict[str, float]:

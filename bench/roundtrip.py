@@ -17,8 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from nlu.formats import read_examples, write_examples
-from nlu.readers import SEQIO_FILES, read_seqio, resolve_split
+from nlu.data.formats import read_examples, write_examples
+from nlu.data.readers import SEQIO_FILES, read_seqio, resolve_split
 
 
 def round_trip(folder: Path, fmt: str, work: Path) -> tuple[Path, list, float]:

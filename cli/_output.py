@@ -58,7 +58,7 @@ def user_errors() -> Iterator[None]:
 def data_notes() -> Iterator[None]:
     """Show data warnings (repaired tags, skipped Rasa items) as one `warning: ...` line each,
     not Python's two-line warning with a source line."""
-    from nlu.readers import DataWarning  # pure Python, light
+    from nlu.data.readers import DataWarning  # pure Python, light
 
     previous = warnings.showwarning
 

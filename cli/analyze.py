@@ -26,7 +26,7 @@ def curves(
 
     `nlu train` draws this at the end of every run; this redraws it, or draws it for older runs.
     """
-    from nlu.curves import write_curves
+    from nlu.analysis.curves import write_curves
 
     with user_errors():
         path = write_curves(run_dir, out)
@@ -53,8 +53,8 @@ def gradients(
     loss, on long sequences, at initialisation and after some training; writes the numbers as
     CSV and one line per encoder on a log scale as PNG.
     """
+    from nlu.analysis.gradients import GradientConfig, measure, summary, write_gradient_flow
     from nlu.config import load_section
-    from nlu.gradients import GradientConfig, measure, summary, write_gradient_flow
 
     with user_errors():
         cfg = load_section(GradientConfig, config, overrides or [])

@@ -22,9 +22,9 @@ def calibrate(
     (format 1), or to fit on other held-out data. No prediction changes, only confidences.
     """
     from nlu import archive
-    from nlu.calibration import calibrate_intents
+    from nlu.data.readers import read_seqio, resolve_split
+    from nlu.eval.calibration import calibrate_intents
     from nlu.parser import Parser
-    from nlu.readers import read_seqio, resolve_split
 
     with user_errors(), data_notes():
         model_dir = archive.resolve_model_dir(default_model(model))

@@ -30,7 +30,7 @@ def compare(
     ] = False,
 ) -> None:
     """Print runs side by side; runs of one config are grouped into mean ± std over seeds."""
-    from nlu.runs import group_runs, read_runs
+    from nlu.analysis.runs import group_runs, read_runs
 
     with user_errors():
         groups = group_runs(read_runs(runs))

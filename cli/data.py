@@ -1,7 +1,7 @@
 """`nlu data convert|validate|stats|fetch`: read, check, convert and download training data.
 
-Every command is a thin wrapper: it calls one function of `nlu.formats`, `nlu.validate`,
-`nlu.stats` or `nlu.fetch` (imported inside the command) and prints what it returns.
+Every command is a thin wrapper: it calls one function of `nlu.data.formats`, `nlu.data.validate`,
+`nlu.data.stats` or `nlu.data.fetch` (imported inside the command) and prints what it returns.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ NOTES_SHOWN = 10
 @contextlib.contextmanager
 def _notes() -> Iterator[None]:
     """Print what the readers repaired or skipped as `note:` lines on stderr."""
-    from nlu.readers import DataWarning
+    from nlu.data.readers import DataWarning
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", DataWarning)
@@ -57,7 +57,7 @@ def convert(
     from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "auto",
 ) -> None:
     """Convert data between formats; nothing is written unless all of it reads and converts."""
-    from nlu.formats import EXTENSIONS, WRITABLE, read_examples, write_examples
+    from nlu.data.formats import EXTENSIONS, WRITABLE, read_examples, write_examples
 
     fmt = to or (EXTENSIONS.get(target.suffix.lower()) if target.suffix else "seqio")
     if fmt not in WRITABLE:
@@ -70,7 +70,7 @@ def convert(
 
 
 def _expand(paths: list[str], fmt: str) -> list[str]:
-    from nlu.dataset import split_paths
+    from nlu.data.splits import split_paths
 
     if fmt == "hf":
         return paths
@@ -89,7 +89,7 @@ def validate(
     """Check data: errors exit 1; warnings (repairs, conflicts, overlap) exit 0."""
     from collections import Counter
 
-    from nlu.validate import validate as run_validation
+    from nlu.data.validate import validate as run_validation
 
     with user_errors():
         result = run_validation(_expand(paths, from_), from_)
@@ -126,8 +126,8 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
 ) -> None:
     """Utterances, tokens, intents, slot types, OOV rate against train and a length histogram."""
-    from nlu.formats import read_examples
-    from nlu.stats import dataset_stats
+    from nlu.data.formats import read_examples
+    from nlu.data.stats import dataset_stats
 
     with user_errors(), _notes():
         paths = _expand(paths, from_)
@@ -166,7 +166,7 @@ def _counts_table(title: str, names: list[str], counters: list) -> str:
 
 
 def _histogram(names: list[str], lengths: list) -> str:
-    from nlu.stats import LENGTH_BIN
+    from nlu.data.stats import LENGTH_BIN
 
     bins = sorted(set().union(*lengths))
     peak = max((lengths[0][b] for b in bins), default=1) or 1
@@ -188,7 +188,7 @@ def fetch(
     ] = None,
 ) -> None:
     """Download the public ATIS or SNIPS splits (Goo et al. 2018) as seq.in / seq.out / label."""
-    from nlu.fetch import fetch as run_fetch
+    from nlu.data.fetch import fetch as run_fetch
 
     with user_errors():
         counts = run_fetch(name, to, source)

@@ -36,10 +36,10 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a model: slot precision/recall/F1, intent and sentence accuracy, per-slot table."""
-    from nlu.evaluate import predict
+    from nlu.data.readers import read_seqio, resolve_split
+    from nlu.eval.evaluate import predict
+    from nlu.eval.report import build_report, write_report
     from nlu.parser import Parser
-    from nlu.readers import read_seqio, resolve_split
-    from nlu.report import build_report, write_report
 
     with user_errors(), data_notes():
         model_dir = default_model(model)

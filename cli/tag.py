@@ -86,7 +86,7 @@ def tag(
 
 def _read_input(path: Path) -> Iterator[str]:
     """Utterances of a .txt file (a line each) or a .jsonl file (a `text` field each)."""
-    from nlu.formats.jsonl import parse_object
+    from nlu.data.jsonl import parse_object
 
     if not path.is_file():
         raise FileNotFoundError(f"{path}: file not found")

@@ -24,8 +24,8 @@ def train(
     ] = None,
 ) -> None:
     """Train a model from a YAML config and export it to runs/<name>/model."""
+    from nlu.analysis.runs import parse_seeds
     from nlu.config import load_config
-    from nlu.runs import parse_seeds
 
     with user_errors(), data_notes():
         cfg = load_config(config, overrides or [])
@@ -53,7 +53,7 @@ def _echo_result(result) -> None:
 
 def _echo_seeds(outcome) -> None:
     from cli.compare import render_groups
-    from nlu.runs import group_runs, read_aggregate
+    from nlu.analysis.runs import group_runs, read_aggregate
 
     for result in outcome.results:
         typer.echo(f"{result.run_dir.name}: best epoch {result.best_epoch + 1}")

@@ -116,7 +116,7 @@ class TrainConfig:
     lr_schedule: Literal["constant", "linear", "cosine"] = "constant"  # decay to lr_final * lr
     lr_final: float = 0.05
     ema_decay: float = 0.0  # > 0: evaluate and export an exponential moving average of weights
-    # Fit the intent confidences' temperature on dev after training (nlu.calibration).
+    # Fit the intent confidences' temperature on dev after training (nlu.eval.calibration).
     calibrate_intent: bool = True
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
     accelerator: str = "cpu"

@@ -109,7 +109,10 @@ class JointModel(nn.Module):
         return self.forward_embedded(self.embedding(word_ids, char_ids), mask)
 
     def forward_embedded(self, embedded: Tensor, mask: Tensor) -> Output:
-        """The model after its token embedding (see `nlu.wordcache`): embedded (B, T, E)."""
+        """The model after its token embedding (see `nlu.inference.wordcache`).
+
+        embedded: (B, T, E); mask: (B, T) bool.
+        """
         if self.training:  # dropout is the identity in evaluation: spare the calls
             embedded = self.dropout(embedded)
         states = self.encoder(embedded, mask)  # (B, T, H)

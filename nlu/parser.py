@@ -21,6 +21,7 @@ from torch import nn
 
 from nlu import archive
 from nlu.config import ExperimentConfig
+from nlu.inference.wordcache import WordCache
 from nlu.model import JointModel, Output, build_model
 from nlu.modules.crf import SpanRequests
 from nlu.modules.heads import SpanConfidence
@@ -28,7 +29,6 @@ from nlu.schema import Entity, Hypothesis, Parse, Span, Token, make
 from nlu.tags import SpanFinder
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
-from nlu.wordcache import WordCache
 
 Precision = Literal["float32", "int8", "bfloat16"]
 PRECISIONS = ("float32", "int8", "bfloat16")
@@ -183,7 +183,7 @@ class Parser:
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256
     ) -> torch.Tensor:
         """Raw intent logits (N, num_intents) of pre-tokenized sentences, in input order (what
-        `nlu.calibration` fits the temperature on)."""
+        `nlu.eval.calibration` fits the temperature on)."""
         rows = [
             self._forward(sentences[lo : lo + batch_size]).intent_logits
             for lo in range(0, len(sentences), batch_size)

@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nlu import archive
-from nlu.calibration import MAX_INVERSE, calibrate_intents, fit_temperature
+from nlu.data.readers import read_seqio
+from nlu.eval.calibration import MAX_INVERSE, calibrate_intents, fit_temperature
 from nlu.features import IGNORE_INTENT
 from nlu.parser import Parser
-from nlu.readers import read_seqio
 
 
 def overconfident(temperature: float, n: int = 20000, classes: int = 6, seed: int = 0):

@@ -339,7 +339,7 @@ def test_data_warnings_are_one_line(capsys):
     import warnings
 
     from cli._output import data_notes
-    from nlu.readers import DataWarning
+    from nlu.data.readers import DataWarning
 
     with data_notes(), warnings.catch_warnings():
         warnings.simplefilter("always")

@@ -4,7 +4,7 @@ import importlib.util
 
 import pytest
 
-from nlu.curves import read_epoch_log, write_curves
+from nlu.analysis.curves import read_epoch_log, write_curves
 from tests.conftest import TINY_OVERRIDES
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from nlu.readers import DataWarning
+from nlu.data.readers import DataWarning
 from tests.conftest import FIXTURES, TINY_OVERRIDES
 
 # The tiny model of the other end-to-end tests, for fewer epochs: these sets are smaller.
@@ -41,9 +41,10 @@ def assert_tags_its_training_sentences(result, examples):
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::nlu.readers.DataWarning")  # the synonym note, checked here:
+# The synonym note is checked here:
+@pytest.mark.filterwarnings("ignore::nlu.data.readers.DataWarning")
 def test_rasa_yaml_trains_end_to_end(tmp_path):
-    from nlu.formats import read_examples
+    from nlu.data.formats import read_examples
 
     path = FIXTURES / "rasa_nlu.yml"
     with pytest.warns(DataWarning, match=r"rasa_nlu\.yml:28: synonym 'NYC' skipped"):
@@ -58,7 +59,7 @@ def test_rasa_yaml_trains_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_snips_dataset_trains_end_to_end(tmp_path):
-    from nlu.formats import read_examples
+    from nlu.data.formats import read_examples
 
     path = FIXTURES / "snips_dataset.json"
     result = train_on(path, tmp_path, "data.dev_fraction=0.15", "data.split_seed=3")

@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 
 from nlu.config import DataConfig, load_config
-from nlu.dataset import load_splits, split_paths, stratified_split
+from nlu.data.splits import load_splits, split_paths, stratified_split
 from nlu.schema import Example
 from tests.conftest import FIXTURES, TINY
 

@@ -13,9 +13,9 @@ from nlu.config import ExperimentConfig, ModelConfig, load_config
 from nlu.features import collate, featurize
 from nlu.model import build_model
 from nlu.modules.embedding import CharLSTM, TokenEmbedding, WordHash, trigram_buckets
+from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
 from nlu.tokenizer import Tokenizer
-from nlu.vectors import read_vectors
 from nlu.vocab import Vocab, build_vocabs
 from tests.conftest import TINY_OVERRIDES
 
@@ -296,8 +296,8 @@ def test_archive_round_trip_without_the_vector_file(tmp_path):
 
 @pytest.mark.slow
 def test_training_loads_frozen_vectors_and_exports_them(tmp_path, tiny_dir):
-    from nlu.evaluate import evaluate
-    from nlu.readers import read_seqio
+    from nlu.data.readers import read_seqio
+    from nlu.eval.evaluate import evaluate
     from nlu.training.train import train
 
     vectors = write(tmp_path / "v.txt", "Boston 1 2 3 4 5 6 7 8\nlondon 8 7 6 5 4 3 2 1\n")

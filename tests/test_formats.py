@@ -8,12 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nlu.formats import detect_format, dump_examples, read_examples, write_examples
-from nlu.formats.conll import NO_INTENT, read_conll
-from nlu.formats.jsonl import read_jsonl
-from nlu.formats.rasa import read_rasa
-from nlu.formats.snips import read_snips
-from nlu.readers import DataWarning, read_seqio
+from nlu.data.conll import NO_INTENT, read_conll
+from nlu.data.formats import detect_format, dump_examples, read_examples, write_examples
+from nlu.data.jsonl import read_jsonl
+from nlu.data.rasa import read_rasa
+from nlu.data.readers import DataWarning, read_seqio
+from nlu.data.snips import read_snips
 from nlu.schema import CharSpan, Example
 from tests.conftest import FIXTURES, TINY
 

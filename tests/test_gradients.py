@@ -5,8 +5,7 @@ import json
 import pytest
 import torch
 
-from nlu.config import load_section
-from nlu.gradients import (
+from nlu.analysis.gradients import (
     GRADIENT_ENCODERS,
     GradientConfig,
     SequenceClassifier,
@@ -16,6 +15,7 @@ from nlu.gradients import (
     unrolled_states,
     write_gradient_flow,
 )
+from nlu.config import load_section
 
 TINY = GradientConfig(
     hidden_dim=8, input_dim=4, seq_len=12, batch_size=4, train_steps=3, measure_size=5

@@ -8,9 +8,9 @@ import datasets
 import pytest
 
 from nlu.config import DataConfig, HFConfig
-from nlu.dataset import load_splits
-from nlu.formats import read_examples
-from nlu.formats.hf import read_hf, split_source
+from nlu.data.formats import read_examples
+from nlu.data.hf import read_hf, split_source
+from nlu.data.splits import load_splits
 
 
 @pytest.fixture(autouse=True)
@@ -93,7 +93,7 @@ def test_split_source():
 
 def test_other_formats_never_import_datasets():
     code = (
-        "import sys\nfrom nlu.formats import read_examples\nfrom nlu import dataset\n"
+        "import sys\nfrom nlu.data.formats import read_examples\nfrom nlu.data import splits\n"
         "read_examples('tests/fixtures/snips_dataset.json')\n"
         "print('datasets' in sys.modules, 'torch' in sys.modules)"
     )

@@ -18,7 +18,7 @@ def loaded_after(code: str) -> set[str]:
 
 def test_inference_path_does_not_import_training_stack(trained):
     modules = loaded_after(
-        "import cli.main, nlu, nlu.parser, nlu.evaluate\n"
+        "import cli.main, nlu, nlu.parser, nlu.eval.evaluate\n"
         f"p = nlu.load({str(trained.model_dir)!r})\np.parse('hi')"
     )
     assert "torch" in modules and not (HEAVY | {"matplotlib"}) & modules

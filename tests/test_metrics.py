@@ -1,6 +1,6 @@
 import pytest
 
-from nlu.metrics import score
+from nlu.eval.metrics import score
 
 
 def test_f1_hand_computed():

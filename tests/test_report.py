@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from nlu.metrics import intent_confusion, score
-from nlu.report import REPORT_FILES, build_report, find_errors, marked_markdown, write_report
-from nlu.report_html import marked_html
+from nlu.eval.metrics import intent_confusion, score
+from nlu.eval.report import REPORT_FILES, build_report, find_errors, marked_markdown, write_report
+from nlu.eval.report_html import marked_html
 from nlu.schema import Example, Span
 
 

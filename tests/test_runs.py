@@ -5,8 +5,7 @@ import statistics
 
 import pytest
 
-from nlu.config import dump_config, load_config
-from nlu.runs import (
+from nlu.analysis.runs import (
     aggregate,
     group_runs,
     mean_std,
@@ -15,6 +14,7 @@ from nlu.runs import (
     read_runs,
     write_aggregate,
 )
+from nlu.config import dump_config, load_config
 
 
 def make_run(root, name, seed, slot_f1, overrides=()):

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from nlu.formats import read_examples
-from nlu.stats import dataset_stats
-from nlu.validate import validate
+from nlu.data.formats import read_examples
+from nlu.data.stats import dataset_stats
+from nlu.data.validate import validate
 from tests.test_readers import write
 
 

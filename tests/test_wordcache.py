@@ -7,10 +7,10 @@ import torch
 
 from nlu.config import load_config
 from nlu.features import collate, featurize
+from nlu.inference.wordcache import WordCache
 from nlu.model import build_model
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import build_vocabs
-from nlu.wordcache import WordCache
 
 SENTENCES = [
     ["Fly", "to", "Boston", "?"],

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from nlu.vectors import PretrainedVectors
+from nlu.modules.vectors import PretrainedVectors
 from nlu.vocab import PAD_ID
 
 # Letter-trigram hashing: plain arithmetic on character ids, so it is the same in every process

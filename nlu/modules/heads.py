@@ -239,7 +239,7 @@ class IntentHead(nn.Module):
         self.parts = IntentParts(labels) if labels is not None else None
         outputs = len(self.parts.parts) if self.parts is not None else num_intents
         self.proj = nn.Linear(input_dim, outputs)
-        # Divides the logits for confidences only (see `nlu.calibration`); training and the
+        # Divides the logits for confidences only (see `nlu.eval.calibration`); training and the
         # intent context see the raw logits. Fitted on dev after training.
         self.register_buffer("temperature", torch.ones(()))
 

@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from nlu.config import DataConfig
-from nlu.dataset import Splits, load_splits
+from nlu.data.splits import Splits, load_splits
 from nlu.features import Features, collate, featurize
 from nlu.schema import Example
 from nlu.tokenizer import Tokenizer

@@ -7,8 +7,8 @@ import math
 import pytorch_lightning as pl
 import torch
 
+from nlu.eval.metrics import score, slot_score
 from nlu.features import Batch
-from nlu.metrics import score, slot_score
 from nlu.model import JointModel
 from nlu.vocab import UNK_ID
 

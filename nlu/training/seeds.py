@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from nlu.analysis.runs import read_run, write_aggregate
 from nlu.config import ExperimentConfig
-from nlu.runs import read_run, write_aggregate
 from nlu.training.train import TrainResult, train
 
 

@@ -18,17 +18,17 @@ from pytorch_lightning.callbacks import Callback, EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from nlu import archive
-from nlu.calibration import calibrate_intents
+from nlu.analysis.curves import write_curves
 from nlu.config import ExperimentConfig, ModelConfig
-from nlu.curves import write_curves
-from nlu.evaluate import evaluate
+from nlu.eval.calibration import calibrate_intents
+from nlu.eval.evaluate import evaluate
+from nlu.eval.metrics import Report
 from nlu.files import write_text_atomic
-from nlu.metrics import Report
 from nlu.model import JointModel, build_model
+from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule, rare_word_probs
-from nlu.vectors import read_vectors
 from nlu.vocab import Vocabs
 
 _log = logging.getLogger(__name__)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import yaml
 
-from nlu.formats.align import example_from_text, text_of
-from nlu.readers import DataWarning, collect, read_text
+from nlu.data.align import example_from_text, text_of
+from nlu.data.readers import DataWarning, collect, read_text
 from nlu.schema import CharSpan, Example
 
 _MARKUP = re.compile(

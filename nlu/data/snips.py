@@ -19,8 +19,8 @@ import json.scanner
 from pathlib import Path
 from typing import Any
 
-from nlu.formats.align import example_from_text
-from nlu.readers import collect, read_text
+from nlu.data.align import example_from_text
+from nlu.data.readers import collect, read_text
 from nlu.schema import CharSpan, Example
 
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from nlu.readers import gather, read_text
+from nlu.data.readers import gather, read_text
 from nlu.schema import Example
 from nlu.tags import check_tag, repair
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Literal
 
 from nlu.config import HFConfig
-from nlu.formats import read_examples
-from nlu.readers import DataWarning
+from nlu.data.formats import read_examples
+from nlu.data.readers import DataWarning
 from nlu.schema import Example
 
 # What a reader's message is about, for grouping; the first pattern that matches wins.

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nlu.eval.metrics import Confusion, Report, SlotScore, intent_confusion, score
 from nlu.files import write_bytes_atomic, write_text_atomic
-from nlu.metrics import Confusion, Report, SlotScore, intent_confusion, score
 from nlu.schema import Example, Span
 from nlu.tags import spans
 
@@ -125,8 +125,8 @@ def build_report(
 
 def write_report(evaluation: EvaluationReport, out_dir: str | os.PathLike) -> Path:
     """Write the report directory (see the module docstring); each file is renamed into place."""
-    from nlu.plots import confusion_png  # matplotlib loads here, never on the inference path
-    from nlu.report_html import report_html
+    from nlu.eval.plots import confusion_png  # matplotlib loads here, never on the inference path
+    from nlu.eval.report_html import report_html
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

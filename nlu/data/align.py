@@ -10,7 +10,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 
-from nlu.readers import DataWarning
+from nlu.data.readers import DataWarning
 from nlu.schema import CharSpan, Example, Token
 from nlu.tags import OUTSIDE, spans
 from nlu.tokenizer import Tokenizer

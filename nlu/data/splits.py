@@ -1,7 +1,8 @@
 """The train, dev and test examples that a `DataConfig` names, in any format.
 
 `data.name` is a benchmark-style dataset (split folders of seq.in / seq.out / label); `data.train`
-(with optional `data.dev` and `data.test`) is a file or folder in any format `nlu.formats` reads.
+(with optional `data.dev` and `data.test`) is a file or folder in any format that
+`nlu.data.formats` reads.
 With no dev data, a seeded split of train, stratified by intent, is held out as dev.
 """
 
@@ -16,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from nlu.config import DataConfig
-from nlu.formats import read_examples
-from nlu.readers import DATA_DIR_ENV, SEQIO_FILES, data_dir, read_seqio, resolve_split
+from nlu.data.formats import read_examples
+from nlu.data.readers import DATA_DIR_ENV, SEQIO_FILES, data_dir, read_seqio, resolve_split
 from nlu.schema import Example
 
 SPLIT_FOLDERS = ("train", "valid", "dev", "test")

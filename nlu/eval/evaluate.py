@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from nlu.metrics import Report, score
+from nlu.eval.metrics import Report, score
 from nlu.parser import Parser
 from nlu.schema import Example
 

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from nlu.config import HFConfig
-from nlu.formats.jsonl import example_from_record
-from nlu.readers import gather
+from nlu.data.jsonl import example_from_record
+from nlu.data.readers import gather
 from nlu.schema import Example
 
 BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
@@ -116,7 +116,7 @@ def _record(
     intent_names: list[str] | None,
     tag_names: list[str] | None,
 ) -> dict[str, Any]:
-    """The row as a JSON-lines record (see `nlu.formats.jsonl`), with ids mapped to names."""
+    """The row as a JSON-lines record (see `nlu.data.jsonl`), with ids mapped to names."""
     intent = row[columns.intent]
     if intent_names is not None and isinstance(intent, int):
         intent = intent_names[intent]

@@ -1,11 +1,11 @@
 """The `seq.in` / `seq.out` / `label` layout of the ATIS and SNIPS benchmarks (read by
-`nlu.readers.read_seqio`), and its writer."""
+`nlu.data.readers.read_seqio`), and its writer."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nlu.readers import SEQIO_FILES, read_seqio
+from nlu.data.readers import SEQIO_FILES, read_seqio
 from nlu.schema import Example
 
 __all__ = ["dump_seqio", "read_seqio"]

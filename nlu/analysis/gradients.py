@@ -239,7 +239,7 @@ def csv_rows(flow: GradientFlow) -> list[str]:
 
 def write_gradient_flow(flow: GradientFlow, cfg: GradientConfig, out_dir: str | Path) -> Path:
     """Write gradients.csv, gradients.png and summary.json into `out_dir`; return it."""
-    from nlu.plots import gradients_png  # matplotlib loads here
+    from nlu.eval.plots import gradients_png  # matplotlib loads here
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from nlu.metrics import Confusion
+from nlu.eval.metrics import Confusion
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

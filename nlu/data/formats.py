@@ -18,13 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from nlu.config import HFConfig
+from nlu.data.conll import dump_conll, read_conll
+from nlu.data.jsonl import dump_jsonl, read_jsonl
+from nlu.data.rasa import dump_rasa, read_rasa
+from nlu.data.readers import SEQIO_FILES, read_seqio, read_text
+from nlu.data.seqio import dump_seqio
+from nlu.data.snips import read_snips
 from nlu.files import write_text_atomic
-from nlu.formats.conll import dump_conll, read_conll
-from nlu.formats.jsonl import dump_jsonl, read_jsonl
-from nlu.formats.rasa import dump_rasa, read_rasa
-from nlu.formats.seqio import dump_seqio
-from nlu.formats.snips import read_snips
-from nlu.readers import SEQIO_FILES, read_seqio, read_text
 from nlu.schema import Example
 
 FORMATS = ("seqio", "conll", "jsonl", "rasa", "snips", "hf")
@@ -117,7 +117,7 @@ def read_examples(
     if fmt == "auto":
         fmt = detect_format(path)
     if fmt == "hf":
-        from nlu.formats.hf import read_hf  # imports `datasets` only when asked for
+        from nlu.data.hf import read_hf  # imports `datasets` only when asked for
 
         examples = read_hf(str(path), hf or HFConfig(), errors)
     elif fmt in _READERS:

@@ -9,8 +9,8 @@ import base64
 from collections.abc import Mapping, Sequence
 from html import escape
 
-from nlu.metrics import SlotScore
-from nlu.report import (
+from nlu.eval.metrics import SlotScore
+from nlu.eval.report import (
     ErrorCase,
     EvaluationReport,
     score_rows,

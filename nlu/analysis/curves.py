@@ -74,7 +74,7 @@ def write_curves(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
 
     The best epoch is marked when `run_dir/metrics.json` names it.
     """
-    from nlu.plots import curves_png  # matplotlib loads here
+    from nlu.eval.plots import curves_png  # matplotlib loads here
 
     run_dir = Path(run_dir)
     log = read_epoch_log(run_dir / LOG_FILE)

@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from nlu.formats.align import example_from_text
-from nlu.readers import gather, read_text, tagged_example
+from nlu.data.align import example_from_text
+from nlu.data.readers import gather, read_text, tagged_example
 from nlu.schema import CharSpan, Example
 
 

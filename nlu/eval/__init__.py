@@ -1,0 +1,1 @@
+"""Scores, evaluation through the Parser, calibration, and reports with their figures."""
