@@ -15,7 +15,7 @@ from pathlib import Path
 
 from inference import calibration
 
-from nlu.data.readers import read_seqio, resolve_split
+from nlu.data.seqio import read_seqio, resolve_split
 from nlu.eval.calibration import calibrate_intents
 from nlu.eval.evaluate import evaluate
 from nlu.parser import Parser

@@ -136,7 +136,7 @@ def train_job(job: Job, runs_dir: str):  # -> nlu.training.train.TrainResult
 
 
 def test_sentences(dataset: str) -> list[str]:
-    from nlu.data.readers import read_seqio, resolve_split
+    from nlu.data.seqio import read_seqio, resolve_split
 
     examples = read_seqio(resolve_split(dataset, "test"))[:INFERENCE_SENTENCES]
     return [" ".join(e.tokens) for e in examples]

@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from _timing import parse_times_ms
 
-from nlu.data.readers import read_seqio, resolve_split
+from nlu.data.seqio import read_seqio, resolve_split
 from nlu.eval.evaluate import evaluate
 from nlu.features import collate, featurize
 from nlu.parser import Parser

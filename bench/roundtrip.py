@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 from nlu.data.formats import read_examples, write_examples
-from nlu.data.readers import SEQIO_FILES, read_seqio, resolve_split
+from nlu.data.seqio import SEQIO_FILES, read_seqio, resolve_split
 
 
 def round_trip(folder: Path, fmt: str, work: Path) -> tuple[Path, list, float]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from nlu.data.readers import read_seqio, resolve_split
+from nlu.data.seqio import read_seqio, resolve_split
 
 
 def free_port() -> int:

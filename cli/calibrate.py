@@ -22,7 +22,7 @@ def calibrate(
     (format 1), or to fit on other held-out data. No prediction changes, only confidences.
     """
     from nlu import archive
-    from nlu.data.readers import read_seqio, resolve_split
+    from nlu.data.seqio import read_seqio, resolve_split
     from nlu.eval.calibration import calibrate_intents
     from nlu.parser import Parser
 

@@ -36,7 +36,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a model: slot precision/recall/F1, intent and sentence accuracy, per-slot table."""
-    from nlu.data.readers import read_seqio, resolve_split
+    from nlu.data.seqio import read_seqio, resolve_split
     from nlu.eval.evaluate import predict
     from nlu.eval.report import build_report, write_report
     from nlu.parser import Parser

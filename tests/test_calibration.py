@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from nlu import archive
-from nlu.data.readers import read_seqio
+from nlu.data.seqio import read_seqio
 from nlu.eval.calibration import MAX_INVERSE, calibrate_intents, fit_temperature
 from nlu.features import IGNORE_INTENT
 from nlu.parser import Parser

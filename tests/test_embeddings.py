@@ -296,7 +296,7 @@ def test_archive_round_trip_without_the_vector_file(tmp_path):
 
 @pytest.mark.slow
 def test_training_loads_frozen_vectors_and_exports_them(tmp_path, tiny_dir):
-    from nlu.data.readers import read_seqio
+    from nlu.data.seqio import read_seqio
     from nlu.eval.evaluate import evaluate
     from nlu.training.train import train
 

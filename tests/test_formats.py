@@ -12,7 +12,8 @@ from nlu.data.conll import NO_INTENT, read_conll
 from nlu.data.formats import detect_format, dump_examples, read_examples, write_examples
 from nlu.data.jsonl import read_jsonl
 from nlu.data.rasa import read_rasa
-from nlu.data.readers import DataWarning, read_seqio
+from nlu.data.readers import DataWarning
+from nlu.data.seqio import read_seqio
 from nlu.data.snips import read_snips
 from nlu.schema import CharSpan, Example
 from tests.conftest import FIXTURES, TINY

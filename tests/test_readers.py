@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from nlu.data.readers import DataWarning, read_seqio, resolve_split
+from nlu.data.readers import DataWarning
+from nlu.data.seqio import read_seqio, resolve_split
 
 
 def write(folder: Path, seq_in: str, seq_out: str, label: str) -> Path:

@@ -1,6 +1,6 @@
 """End-to-end: train a tiny model on the fixture and check what users get from it."""
 
-from nlu.data.readers import read_seqio
+from nlu.data.seqio import read_seqio
 from nlu.eval.evaluate import evaluate
 from tests.conftest import TINY_OVERRIDES, assert_same_parses
 

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from nlu.data.readers import SEQIO_FILES, read_seqio
+from nlu.data.seqio import SEQIO_FILES, read_seqio
 
 # The split of "Slot-Gated Modeling for Joint Slot Filling and Intent Prediction" (NAACL 2018),
 # which the literature reports on; the repository serves each file as plain text.

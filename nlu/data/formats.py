@@ -21,8 +21,8 @@ from nlu.config import HFConfig
 from nlu.data.conll import dump_conll, read_conll
 from nlu.data.jsonl import dump_jsonl, read_jsonl
 from nlu.data.rasa import dump_rasa, read_rasa
-from nlu.data.readers import SEQIO_FILES, read_seqio, read_text
-from nlu.data.seqio import dump_seqio
+from nlu.data.readers import read_text
+from nlu.data.seqio import SEQIO_FILES, dump_seqio, read_seqio
 from nlu.data.snips import read_snips
 from nlu.files import write_text_atomic
 from nlu.schema import Example

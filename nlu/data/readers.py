@@ -1,8 +1,8 @@
-"""Read annotated data into `Example`s, with errors that name the file and line."""
+"""What every reader shares: text decoding, checked examples, errors that name the file and
+line, and the warning for repaired tags."""
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -12,9 +12,6 @@ from nlu.schema import Example
 from nlu.tags import check_tag, repair
 
 T = TypeVar("T")
-
-SEQIO_FILES = ("seq.in", "seq.out", "label")
-DATA_DIR_ENV = "NLU_DATA_DIR"
 
 
 class DataWarning(UserWarning):
@@ -34,7 +31,8 @@ def read_text(path: Path) -> str:
         ) from e
 
 
-def _read_lines(path: Path) -> list[str]:
+def read_lines(path: Path) -> list[str]:
+    """The lines of a text file that must hold one utterance a line."""
     lines = read_text(path).splitlines()
     if not lines:
         raise ValueError(f"{path}: empty file, expected one line per utterance")
@@ -83,39 +81,6 @@ def warn_repaired(path: str | Path, lines: list[int]) -> None:
     )
 
 
-def read_seqio(directory: str | os.PathLike, errors: list[str] | None = None) -> list[Example]:
-    """Read a `seq.in` / `seq.out` / `label` folder: tokens, BIO tags and intent per line.
-
-    Args:
-        directory: the folder holding the three files.
-        errors: if given, a bad line is appended here and skipped instead of raised.
-
-    Raises:
-        FileNotFoundError: a file is missing.
-        ValueError: line counts differ, a line has as many tags as tokens, a tag is not BIO.
-    """
-    directory = Path(directory)
-    paths = [directory / name for name in SEQIO_FILES]
-    token_lines, tag_lines, labels = (_read_lines(p) for p in paths)
-    counts = {p.name: len(lines) for p, lines in zip(paths, (token_lines, tag_lines, labels))}
-    if len(set(counts.values())) != 1:
-        found = ", ".join(f"{name} has {n}" for name, n in counts.items())
-        raise ValueError(
-            f"{directory}: expected the same number of lines in each file, found {found}"
-        )
-    rows = enumerate(zip(token_lines, tag_lines, labels), start=1)
-    return gather(rows, lambda n, lines: _seqio_example(paths, n, *lines), errors, paths[1])
-
-
-def _seqio_example(
-    paths: list[Path], lineno: int, words: str, tags: str, label: str
-) -> tuple[Example, int]:
-    where_in, where_out, where_label = (f"{p}:{lineno}" for p in paths)
-    return tagged_example(
-        words.split(), tags.split(), label.strip(), where_in, where_out, where_label, "in seq.in"
-    )
-
-
 def tagged_example(
     tokens: list[str],
     tags: list[str],
@@ -143,33 +108,3 @@ def tagged_example(
         raise ValueError(f"{intent_where}: expected an intent label, found an empty line")
     fixed_tags, fixed = repair(tags)
     return Example(tuple(tokens), tuple(fixed_tags), intent, source=where), fixed
-
-
-def data_dir() -> Path:
-    """The benchmark data folder, from the `NLU_DATA_DIR` environment variable."""
-    value = os.environ.get(DATA_DIR_ENV)
-    if not value:
-        raise FileNotFoundError(
-            f"{DATA_DIR_ENV} is not set; point it at the folder holding atis/ and snips/ "
-            "(for example: export NLU_DATA_DIR=../shared/datasets)"
-        )
-    return Path(value)
-
-
-def resolve_split(dataset: str, split: str) -> Path:
-    """Folder of `split` of `dataset`: a path as given, or a name under `NLU_DATA_DIR`."""
-    path = Path(dataset)
-    if (path / split).is_dir():
-        return path / split
-    if path.is_dir() and all((path / n).is_file() for n in SEQIO_FILES):
-        return path
-    if os.sep in dataset or path.is_absolute():
-        raise FileNotFoundError(f"{path / split}: no such data folder")
-    root = data_dir()
-    folder = root / dataset / split
-    if not folder.is_dir():
-        available = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        raise FileNotFoundError(
-            f"{folder}: no such data folder (NLU_DATA_DIR={root}; datasets there: {available})"
-        )
-    return folder

@@ -18,7 +18,7 @@ from typing import Any
 
 from nlu.config import DataConfig
 from nlu.data.formats import read_examples
-from nlu.data.readers import DATA_DIR_ENV, SEQIO_FILES, data_dir, read_seqio, resolve_split
+from nlu.data.seqio import DATA_DIR_ENV, SEQIO_FILES, data_dir, read_seqio, resolve_split
 from nlu.schema import Example
 
 SPLIT_FOLDERS = ("train", "valid", "dev", "test")
