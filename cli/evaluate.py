@@ -38,7 +38,8 @@ def evaluate(
     """Score a model: slot precision/recall/F1, intent and sentence accuracy, per-slot table."""
     from nlu.data.seqio import read_seqio, resolve_split
     from nlu.eval.evaluate import predict
-    from nlu.eval.report import build_report, write_report
+    from nlu.eval.report import build_report
+    from nlu.eval.report_dir import write_report
     from nlu.parser import Parser
 
     with user_errors(), data_notes():

@@ -7,7 +7,8 @@ import re
 import pytest
 
 from nlu.eval.metrics import intent_confusion, score
-from nlu.eval.report import REPORT_FILES, build_report, find_errors, marked_markdown, write_report
+from nlu.eval.report import build_report, find_errors, marked_markdown
+from nlu.eval.report_dir import REPORT_FILES, write_report
 from nlu.eval.report_html import marked_html
 from nlu.schema import Example, Span
 

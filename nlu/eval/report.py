@@ -1,38 +1,20 @@
 """An evaluation report you can look at: scores, tables, confusion matrix and every wrong utterance.
 
 `build_report` turns gold examples and predictions into an `EvaluationReport` (pure Python);
-`write_report` writes it as a directory:
-
-    metrics.json     every score, per slot and per intent, and the confusion matrix
-    slots.md         per-slot precision / recall / F1 / support
-    intents.md       per-intent precision / recall / F1 / support, and the most common confusions
-    confusion.png    the intent confusion matrix
-    errors.md        each utterance with a wrong intent or a wrong span, gold against predicted
-    report.html      all of the above in one self-contained page (images embedded)
+this module also renders its Markdown parts, `nlu.eval.report_html` its page, and
+`nlu.eval.report_dir.write_report` writes them all as a directory.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nlu.eval.metrics import Confusion, Report, SlotScore, intent_confusion, score
-from nlu.files import write_bytes_atomic, write_text_atomic
 from nlu.schema import Example, Span
 from nlu.tags import spans
-
-REPORT_FILES = (
-    "metrics.json",
-    "slots.md",
-    "intents.md",
-    "confusion.png",
-    "errors.md",
-    "report.html",
-)
 
 
 @dataclass(frozen=True)
@@ -121,24 +103,6 @@ def build_report(
         find_errors(examples, pred_tags, pred_intents),
         dict(meta or {}),
     )
-
-
-def write_report(evaluation: EvaluationReport, out_dir: str | os.PathLike) -> Path:
-    """Write the report directory (see the module docstring); each file is renamed into place."""
-    from nlu.eval.plots import confusion_png  # matplotlib loads here, never on the inference path
-    from nlu.eval.report_html import report_html
-
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out}: expected a directory for the report, found a file")
-    confusion = confusion_png(evaluation.confusion, f"intent confusion: {evaluation.title}")
-    write_text_atomic(out / "metrics.json", json.dumps(evaluation.to_dict(), indent=2) + "\n")
-    write_text_atomic(out / "slots.md", slots_markdown(evaluation))
-    write_text_atomic(out / "intents.md", intents_markdown(evaluation))
-    write_bytes_atomic(out / "confusion.png", confusion)
-    write_text_atomic(out / "errors.md", errors_markdown(evaluation))
-    write_text_atomic(out / "report.html", report_html(evaluation, {"confusion": confusion}))
-    return out
 
 
 def short_source(source: str) -> str:
