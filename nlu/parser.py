@@ -25,7 +25,7 @@ from nlu.inference.wordcache import WordCache
 from nlu.model import JointModel, Output, build_model
 from nlu.modules.crf import SpanRequests
 from nlu.modules.heads import SpanConfidence
-from nlu.schema import Entity, Hypothesis, Parse, Span, Token, make
+from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tags import SpanFinder
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
@@ -249,7 +249,7 @@ class Parser:
             )
             confidences = iter(confidence.spans(requests))
             return [
-                [(make(Span, (labels[k], a, z)), next(confidences)) for k, a, z in found]
+                [(Span(labels[k], a, z), next(confidences)) for k, a, z in found]
                 for found in per_path
             ]
         lengths = np.array([len(path) for path in paths], np.int64)  # (C,)
@@ -262,7 +262,7 @@ class Parser:
             finder.inside_tag[label],
         )  # fmt: skip
         found = [
-            (make(Span, (labels[k], a, z)), p)
+            (Span(labels[k], a, z), p)
             for k, a, z, p in zip(
                 label.tolist(), start.tolist(), end.tolist(), confidence.spans(requests)
             )
@@ -424,6 +424,6 @@ def _entities(
         first, last = kept[span.start], kept[span.end - 1]
         start, end = tokens[first].start, tokens[last].end
         entities.append(
-            make(Entity, (span.label, text[start:end], start, end, confidence, first, last + 1))
+            Entity(span.label, text[start:end], start, end, confidence, first, last + 1)
         )
     return tuple(entities)

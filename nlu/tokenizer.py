@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from nlu.schema import Token, make
+from nlu.schema import Token
 
 # Abbreviations whose final period belongs to the word (ATIS writes "st. louis").
 ABBREVIATIONS = ("st.", "a.m.", "p.m.", "mr.", "mrs.", "ms.", "dr.", "jr.", "u.s.", "ft.", "mt.")
@@ -35,7 +35,7 @@ class Tokenizer:
         at = 0
         for word in _TOKEN_RE.findall(text):
             at = text.find(word, at)  # only whitespace lies between two tokens
-            tokens.append(make(Token, (word, at, at + len(word))))
+            tokens.append(Token(word, at, at + len(word)))
             at += len(word)
         return _join_abbreviations(tokens) if "." in text else tokens
 

@@ -91,8 +91,7 @@ def test_abbreviations_keep_their_period():
 
 
 def test_tokens_are_real_tokens():
-    from nlu.schema import Span, Token, make
+    from nlu.schema import Token
 
     (token,) = Tokenizer().tokenize("London")
     assert type(token) is Token and token == Token("London", 0, 6) and token.end == 6
-    assert make(Span, ("city", 1, 3)) == Span("city", 1, 3) and make(Span, ("x", 0, 1)).label == "x"
