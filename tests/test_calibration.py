@@ -10,6 +10,7 @@ from nlu import archive
 from nlu.data.seqio import read_seqio
 from nlu.eval.calibration import MAX_INVERSE, calibrate_intents, fit_temperature
 from nlu.features import IGNORE_INTENT
+from nlu.model import build_model
 from nlu.parser import Parser
 
 
@@ -86,3 +87,22 @@ def test_a_format_1_archive_loads_uncalibrated(parser, tmp_path):
     assert float(loaded.model.intent_head.temperature) == 1.0
     parsed = loaded.parse("taxi in dallas")
     assert parsed.intent == parser.parse("taxi in dallas").intent
+
+
+def test_training_sets_the_temperature_in_the_exported_model_whatever_the_precision(
+    trained, tiny_dir
+):
+    """An int8 Parser quantizes a copy of the model: the temperature fitted through it has
+    to land in the model that training exports, not only in that copy."""
+    from nlu.training.train import calibrate
+
+    loaded = archive.load(trained.model_dir)
+    model = build_model(loaded.config.model, loaded.vocabs)
+    model.load_state_dict(loaded.state_dict)
+    model.intent_head.temperature.fill_(1.0)
+    int8 = Parser(model, loaded.vocabs, loaded.config, precision="int8")
+    assert int8.model is not model
+    fitted = calibrate(int8, model, read_seqio(tiny_dir / "valid"))
+    assert fitted != pytest.approx(1.0)
+    assert float(model.intent_head.temperature) == pytest.approx(fitted)
+    assert float(int8.model.intent_head.temperature) == pytest.approx(fitted)

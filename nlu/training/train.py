@@ -8,6 +8,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from nlu.files import write_text_atomic
 from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
+from nlu.schema import Example
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule, rare_word_probs
 from nlu.vocab import Vocabs
@@ -41,7 +43,7 @@ class TrainResult:
     run_dir: Path
     model_dir: Path
     best_epoch: int
-    seconds: float  # the whole call: data, training, export and scoring
+    seconds: float  # the whole call up to the export: data, training, calibration, scoring
     fit_seconds: float  # the training loop alone
     epochs: int  # epochs run (fewer than max_epochs when early stopping fired)
     reports: dict[str, Report]  # split name -> report of the exported model
@@ -109,23 +111,148 @@ def _quiet_lightning() -> None:
     )
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """What `fit` hands to the later steps."""
+
+    model: JointModel  # the best dev epoch's weights, on the CPU, in eval mode
+    data: NLUDataModule  # set up: vocabs, splits, dev examples
+    run_dir: Path
+    best_epoch: int
+    epochs: int  # epochs run (fewer than max_epochs when early stopping fired)
+    fit_seconds: float  # the training loop alone
+    pretrained: dict[str, object]  # how much of model.pretrained_vectors was found; {} without
+    writes: bool  # rank 0: the one process that writes the run directory
+
+
 def train(cfg: ExperimentConfig) -> TrainResult:
-    """Train on `cfg.data`, pick the best dev epoch, export it and score it on dev and test."""
-    _quiet_lightning()
+    """Train on `cfg.data` and keep the best dev epoch (`fit`), fit its intent temperature on dev
+    (`calibrate`), score it on dev and test (`score`), and write the run directory (`export`)."""
     _check_tensorboard(cfg)
     started = time.perf_counter()
+    fitted = fit(cfg)
+    parser = Parser(fitted.model, fitted.data.vocabs, cfg)
+    temperature = None
+    if cfg.train.calibrate_intent:
+        temperature = calibrate(parser, fitted.model, fitted.data.dev_examples)
+    reports = score(parser, fitted.data)
+    seconds = time.perf_counter() - started
+    model_dir = export(cfg, fitted, _info(cfg, fitted, reports, temperature, seconds))
+    return TrainResult(
+        fitted.run_dir,
+        model_dir,
+        fitted.best_epoch,
+        seconds,
+        fitted.fit_seconds,
+        fitted.epochs,
+        reports,
+    )
+
+
+def fit(cfg: ExperimentConfig) -> Fitted:
+    """Build the data, model and Lightning trainer of `cfg`, make the run directory (rank 0),
+    train, and load the weights of the best dev epoch into the model."""
+    _quiet_lightning()
     pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     data = NLUDataModule(cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
     data.setup("fit")
-    vocabs = data.vocabs
-    model = build_model(cfg.model, vocabs)
-    coverage = _load_pretrained(model, cfg.model, vocabs)
-    module = NLUModule(
+    model = build_model(cfg.model, data.vocabs)
+    pretrained = _load_pretrained(model, cfg.model, data.vocabs)
+    module = _module(cfg, model, data)
+    run_dir = _new_run_dir(cfg)
+    keep_best = KeepBest(f"val_{cfg.train.monitor}")
+    trainer = _trainer(cfg, run_dir, keep_best)
+    fit_started = time.perf_counter()
+    trainer.fit(module, datamodule=data)
+    fit_seconds = time.perf_counter() - fit_started
+    if keep_best.state is not None:
+        model.load_state_dict(keep_best.state)
+    return Fitted(
+        model=model.cpu().eval(),
+        data=data,
+        run_dir=run_dir,
+        best_epoch=keep_best.best_epoch,
+        epochs=trainer.current_epoch,
+        fit_seconds=fit_seconds,
+        pretrained=pretrained,
+        writes=trainer.is_global_zero,
+    )
+
+
+def calibrate(parser: Parser, model: JointModel, examples: Sequence[Example]) -> float:
+    """Fit the intent temperature on held-out `examples` through `parser`; set it in `model`,
+    the one `export` saves, as well as in the parser's, which scores the splits. Return it.
+
+    The two need not be one object: an int8 Parser quantizes a copy of the model it is given.
+    """
+    temperature = calibrate_intents(parser, examples)  # sets it in parser.model
+    model.intent_head.temperature.fill_(temperature)
+    return temperature
+
+
+def score(parser: Parser, data: NLUDataModule) -> dict[str, Report]:
+    """Reports of the dev split and, where the dataset has one, the test split."""
+    reports = {"dev": evaluate(parser, data.dev_examples)}
+    if data.splits.test is not None:  # a dataset without a test split is fine
+        reports["test"] = evaluate(parser, data.splits.test)
+    return reports
+
+
+def export(cfg: ExperimentConfig, fitted: Fitted, info: dict[str, object]) -> Path:
+    """Write the run directory: model/ (see `nlu.archive`) and metrics.json, both with `info`,
+    dev_split.txt when dev was split from train, curves.png, and point runs/latest at it.
+    Return model/'s path.
+
+    Only rank 0 writes; the other ranks get the same path back.
+    """
+    model_dir = fitted.run_dir / "model"
+    if not fitted.writes:
+        return model_dir
+    archive.save(model_dir, cfg, fitted.data.vocabs, fitted.model, info)
+    write_text_atomic(fitted.run_dir / "metrics.json", json.dumps(info, indent=2))
+    splits = fitted.data.splits
+    if splits.dev_split is not None:  # which examples were held out, by file:line
+        write_text_atomic(
+            fitted.run_dir / "dev_split.txt", "".join(e.source + "\n" for e in splits.dev)
+        )
+    _point_latest(fitted.run_dir)
+    write_curves(fitted.run_dir)  # curves.png from logs/metrics.csv
+    return model_dir
+
+
+def _info(
+    cfg: ExperimentConfig,
+    fitted: Fitted,
+    reports: dict[str, Report],
+    temperature: float | None,
+    seconds: float,
+) -> dict[str, object]:
+    """The run's info.json (also its metrics.json): data, best epoch, time and scores."""
+    info: dict[str, object] = {
+        "name": cfg.name,
+        "created": datetime.now().isoformat(timespec="seconds"),
+        "data": cfg.data.train or cfg.data.name,
+        "best_epoch": fitted.best_epoch,
+        "epochs_run": fitted.epochs,
+        "train_seconds": round(seconds, 1),
+        "metrics": {split: r.summary() for split, r in reports.items()},
+    }
+    if temperature is not None:
+        info["intent_temperature"] = round(temperature, 4)
+    if fitted.pretrained:
+        info["pretrained_vectors"] = fitted.pretrained
+    if fitted.data.splits.dev_split is not None:
+        info["dev_split"] = fitted.data.splits.dev_split
+    return info
+
+
+def _module(cfg: ExperimentConfig, model: JointModel, data: NLUDataModule) -> NLUModule:
+    return NLUModule(
         model,
-        vocabs.tags.itos,
-        vocabs.intents.itos,
+        data.vocabs.tags.itos,
+        data.vocabs.intents.itos,
         lr=cfg.train.lr,
         weight_decay=cfg.train.weight_decay,
         word_dropout=cfg.train.word_dropout,
@@ -134,10 +261,10 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         lr_final=cfg.train.lr_final,
         ema_decay=cfg.train.ema_decay,
     )
-    run_dir = _new_run_dir(cfg)
-    monitor = f"val_{cfg.train.monitor}"
-    keep_best = KeepBest(monitor)
-    trainer = pl.Trainer(
+
+
+def _trainer(cfg: ExperimentConfig, run_dir: Path, keep_best: KeepBest) -> pl.Trainer:
+    return pl.Trainer(
         max_epochs=cfg.train.max_epochs,
         accelerator=cfg.train.accelerator,
         devices=cfg.train.devices,
@@ -145,7 +272,10 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         precision=cfg.train.precision,
         gradient_clip_val=cfg.train.gradient_clip or None,
         gradient_clip_algorithm=cfg.train.gradient_clip_algorithm,
-        callbacks=[EarlyStopping(monitor, mode="max", patience=cfg.train.patience), keep_best],
+        callbacks=[
+            EarlyStopping(keep_best.monitor, mode="max", patience=cfg.train.patience),
+            keep_best,
+        ],
         logger=_loggers(cfg, run_dir),
         enable_checkpointing=False,
         enable_progress_bar=cfg.train.progress_bar,
@@ -153,51 +283,6 @@ def train(cfg: ExperimentConfig) -> TrainResult:
         num_sanity_val_steps=0,
         log_every_n_steps=20,
         default_root_dir=str(run_dir),
-    )
-    fit_started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    fit_seconds = time.perf_counter() - fit_started
-    if keep_best.state is not None:
-        model.load_state_dict(keep_best.state)
-    model = model.cpu().eval()
-    parser = Parser(model, vocabs, cfg)
-    temperature = None
-    if cfg.train.calibrate_intent:
-        temperature = calibrate_intents(parser, data.dev_examples)
-    reports = _score_splits(parser, cfg, data)
-    seconds = time.perf_counter() - started
-    info = {
-        "name": cfg.name,
-        "created": datetime.now().isoformat(timespec="seconds"),
-        "data": cfg.data.train or cfg.data.name,
-        "best_epoch": keep_best.best_epoch,
-        "epochs_run": trainer.current_epoch,
-        "train_seconds": round(seconds, 1),
-        "metrics": {split: r.summary() for split, r in reports.items()},
-    }
-    if temperature is not None:
-        info["intent_temperature"] = round(temperature, 4)
-    if coverage:
-        info["pretrained_vectors"] = coverage
-    if data.splits.dev_split is not None:
-        info["dev_split"] = data.splits.dev_split
-    model_dir = run_dir / "model"
-    if trainer.is_global_zero:
-        archive.save(model_dir, cfg, vocabs, model, info)
-        write_text_atomic(run_dir / "metrics.json", json.dumps(info, indent=2))
-        if data.splits.dev_split is not None:  # which examples were held out, by file:line
-            dev_sources = "".join(e.source + "\n" for e in data.splits.dev)
-            write_text_atomic(run_dir / "dev_split.txt", dev_sources)
-        _point_latest(run_dir)
-        write_curves(run_dir)  # curves.png from logs/metrics.csv
-    return TrainResult(
-        run_dir,
-        model_dir,
-        keep_best.best_epoch,
-        seconds,
-        fit_seconds,
-        trainer.current_epoch,
-        reports,
     )
 
 
@@ -252,10 +337,3 @@ def _load_pretrained(model: JointModel, cfg: ModelConfig, vocabs: Vocabs) -> dic
         "words": pretrained.num_words,
         "frozen": cfg.freeze_pretrained,
     }
-
-
-def _score_splits(parser: Parser, cfg: ExperimentConfig, data: NLUDataModule) -> dict[str, Report]:
-    reports = {"dev": evaluate(parser, data.dev_examples)}
-    if data.splits.test is not None:  # a dataset without a test split is fine
-        reports["test"] = evaluate(parser, data.splits.test)
-    return reports
