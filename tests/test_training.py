@@ -53,3 +53,20 @@ def test_intent_parts_learn_the_two_intent_label(tmp_path, tiny_dir):
     assert parser.parse("flights from denver to boston").intent == "flight"
     ranking = parser.parse("fares from boston to denver").intent_ranking
     assert abs(sum(c for _, c in ranking) - 1.0) < 1e-4
+
+
+def test_training_leaves_warning_filters_and_logger_levels_as_it_found_them(tmp_path):
+    """Lightning is hushed for the fit alone: a library call does not change the caller's
+    warning filters or logger levels for the rest of the process."""
+    import logging
+    import warnings
+
+    from nlu.config import load_config
+    from nlu.training.train import train
+
+    names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")
+    filters = list(warnings.filters)
+    levels = [logging.getLogger(name).level for name in names]
+    train(load_config(None, [*TINY_OVERRIDES, "train.max_epochs=1", f"runs_dir={tmp_path}"]))
+    assert warnings.filters == filters
+    assert [logging.getLogger(name).level for name in names] == levels

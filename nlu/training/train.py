@@ -8,7 +8,8 @@ import logging
 import os
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -101,14 +102,29 @@ def _point_latest(run_dir: Path) -> None:
     os.replace(tmp, link)
 
 
-def _quiet_lightning() -> None:
-    # Lightning logs tips about GPUs and workers that do not apply on a CPU-only machine.
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    # torch 2.13 deprecates a pytree class that Lightning 2.6 still uses; not the user's concern.
-    warnings.filterwarnings(
-        "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
-    )
+@contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Hush Lightning for the fit; the caller's warning filters and logger levels come back
+    as they were, since a library should not change them for the rest of the process."""
+    loggers = [
+        logging.getLogger(name)
+        for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")
+    ]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        # Lightning logs tips about GPUs and workers that do not apply on a CPU-only machine.
+        for logger in loggers:
+            logger.setLevel(logging.WARNING)
+        # torch 2.13 deprecates a pytree class that Lightning 2.6 still uses; not the user's
+        # concern.
+        warnings.filterwarnings(
+            "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
+        )
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
 
 
 @dataclass(frozen=True)
@@ -152,21 +168,21 @@ def train(cfg: ExperimentConfig) -> TrainResult:
 def fit(cfg: ExperimentConfig) -> Fitted:
     """Build the data, model and Lightning trainer of `cfg`, make the run directory (rank 0),
     train, and load the weights of the best dev epoch into the model."""
-    _quiet_lightning()
-    pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    data = NLUDataModule(cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
-    data.setup("fit")
-    model = build_model(cfg.model, data.vocabs)
-    pretrained = _load_pretrained(model, cfg.model, data.vocabs)
-    module = _module(cfg, model, data)
-    run_dir = _new_run_dir(cfg)
-    keep_best = KeepBest(f"val_{cfg.train.monitor}")
-    trainer = _trainer(cfg, run_dir, keep_best)
-    fit_started = time.perf_counter()
-    trainer.fit(module, datamodule=data)
-    fit_seconds = time.perf_counter() - fit_started
+    with _quiet_lightning():
+        pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
+        if cfg.train.num_threads:
+            torch.set_num_threads(cfg.train.num_threads)
+        data = NLUDataModule(cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
+        data.setup("fit")
+        model = build_model(cfg.model, data.vocabs)
+        pretrained = _load_pretrained(model, cfg.model, data.vocabs)
+        module = _module(cfg, model, data)
+        run_dir = _new_run_dir(cfg)
+        keep_best = KeepBest(f"val_{cfg.train.monitor}")
+        trainer = _trainer(cfg, run_dir, keep_best)
+        fit_started = time.perf_counter()
+        trainer.fit(module, datamodule=data)
+        fit_seconds = time.perf_counter() - fit_started
     if keep_best.state is not None:
         model.load_state_dict(keep_best.state)
     return Fitted(
