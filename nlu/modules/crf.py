@@ -200,7 +200,6 @@ class TableArrays:
         self.shift = float(self.trans.max())
         self.exp_trans = np.exp(self.trans - self.shift)  # (K_prev, K)
         self.exp_trans_t = np.ascontiguousarray(self.exp_trans.T)  # (K, K_prev)
-        self.exp_both = np.stack([self.exp_trans, self.exp_trans_t])  # (2, K, K)
         self.end_scale = float(_logsumexp(self.end, axis=0)[0])  # log sum_k exp(end[k])
         self.exp_end = np.exp(self.end - self.end_scale)  # (K,), sums to 1
 
@@ -404,7 +403,6 @@ def _scaled_forward_backward(
     em = emissions.detach().cpu().numpy().astype(dtype, copy=False)  # (B, T, K)
     real = mask.cpu().numpy()  # (B, T)
     batch, seq_len, num_tags = em.shape
-    full = bool(real.all())
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         top = em.max(axis=2, keepdims=True)  # (B, T, 1)
         probs = np.exp(em - top)  # (B, T, K); 1 for the best tag of each step
@@ -416,8 +414,7 @@ def _scaled_forward_backward(
         b = np.empty_like(em)
         b[:, -1] = arrays.exp_end
         end_scale = arrays.end_scale
-        recursions = _unpadded_recursions if full else _padded_recursions
-        a_totals, b_totals = recursions(a, b, probs, real, arrays)
+        a_totals, b_totals = _recursions(a, b, probs, real, arrays)
 
         # The log-scale each step adds (0 past a sentence's end, where values are carried).
         # Scales are summed in float64: they reach thousands of nats, where float32 keeps
@@ -435,11 +432,11 @@ def _scaled_forward_backward(
     return ForwardBackward(a, scale_a, b, scale_b, log_z, emissions, probs, top[:, :, 0])
 
 
-def _padded_recursions(
+def _recursions(
     a: np.ndarray, b: np.ndarray, probs: np.ndarray, real: np.ndarray, arrays: TableArrays
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fill a[:, 1:] and b[:, :-1] (a[:, 0] and b[:, -1] are set) for a batch with padding,
-    carrying each sentence's last values past its end; return the steps' normalisers
+    """Fill a[:, 1:] and b[:, :-1] (a[:, 0] and b[:, -1] are set), carrying each sentence's
+    last values past its end; return the steps' normalisers
     (a_totals[:, t] for a[:, t], b_totals[:, t] for b[:, t]; 1 where unused)."""
     batch, seq_len, _ = a.shape
     a_totals = np.ones((batch, seq_len), a.dtype)
@@ -457,42 +454,6 @@ def _padded_recursions(
         b[:, t] = np.where(real[:, t + 1, None], v / total, b[:, t + 1])
         b_totals[:, t] = total[:, 0]
     return a_totals, b_totals
-
-
-def _unpadded_recursions(
-    a: np.ndarray, b: np.ndarray, probs: np.ndarray, real: np.ndarray, arrays: TableArrays
-) -> tuple[np.ndarray, np.ndarray]:
-    """`_padded_recursions` for a batch without padding (one sentence, or equal lengths), with
-    half the NumPy calls: step k advances the forward recursion to position k and the backward
-    one to T-1-k together, stacked on a leading axis of 2, in one product with (E, E^T).
-
-    Both are written as "multiply by the matrix, normalise, then multiply by the emissions". For
-    the backward recursion that is the usual order, carrying w[t] = b[t] * p[t]; the forward
-    values a[t] come out with the emissions of t applied after normalising, so they do not sum
-    to 1, which the log-scales account for.
-    """
-    batch, seq_len, _ = a.shape
-    totals = np.ones((2, batch, seq_len), a.dtype)
-    # emitted[:, :, k]: what step k multiplies by (forward: position k; backward: T-1-k).
-    # Filled by assignment: np.stack's own overhead is several times the copy here.
-    emitted = np.empty((2, *probs.shape), probs.dtype)  # (2, B, T, K)
-    emitted[0] = probs
-    emitted[1] = probs[:, ::-1]
-    x = np.empty((2, batch, probs.shape[2]), probs.dtype)  # (2, B, K)
-    x[0] = a[:, 0]
-    np.multiply(b[:, -1], probs[:, -1], out=x[1])
-    y = np.empty_like(x)
-    for k in range(1, seq_len):
-        np.matmul(x, arrays.exp_both, out=y)  # a[k-1] @ E and w[T-k] @ E^T
-        total = np.add.reduce(y, axis=2, keepdims=True)  # (2, B, 1)
-        y /= total
-        b[:, seq_len - 1 - k] = y[1]
-        np.multiply(y, emitted[:, :, k], out=x)
-        a[:, k] = x[0]
-        totals[:, :, k] = total[:, :, 0]
-    b_totals = np.ones((batch, seq_len), a.dtype)
-    b_totals[:, :-1] = totals[1, :, :0:-1]  # position t was step T-1-t
-    return totals[0], b_totals
 
 
 def trim_paths(paths: Tensor, mask: Tensor) -> list[list[int]]:
