@@ -11,7 +11,7 @@ from torch import Tensor, nn
 from nlu.config import ModelConfig
 from nlu.features import IGNORE_INTENT, Batch
 from nlu.modules.attention import SelfAttentionBlock
-from nlu.modules.crf import Constraints
+from nlu.modules.decode_tables import Constraints
 from nlu.modules.embedding import TokenEmbedding
 from nlu.modules.encoder import RNNEncoder
 from nlu.modules.heads import TAG_HEADS, IntentHead

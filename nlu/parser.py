@@ -23,8 +23,7 @@ from nlu import archive
 from nlu.config import ExperimentConfig
 from nlu.inference.wordcache import WordCache
 from nlu.model import JointModel, Output, build_model
-from nlu.modules.crf import SpanRequests
-from nlu.modules.heads import SpanConfidence
+from nlu.modules.confidence import SpanConfidence, SpanRequests
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tags import SpanFinder
 from nlu.tokenizer import Tokenizer

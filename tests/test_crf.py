@@ -1,17 +1,17 @@
 import itertools
 
+import numpy as np
 import pytest
 import torch
 
-from nlu.modules.crf import (
-    NUMPY_MAX_BATCH,
-    Constraints,
-    LinearChainCRF,
-    MaxPlusStep,
-    SpanRequests,
-    _scaled_forward_backward,
-)
+from nlu.modules import forward_backward as fb_module
+from nlu.modules.confidence import CRFConfidence, SpanRequests
+from nlu.modules.crf import LinearChainCRF
+from nlu.modules.decode_tables import Constraints
+from nlu.modules.forward_backward import _scaled_forward_backward, best_paths
+from nlu.modules.viterbi import viterbi
 from nlu.tags import allowed_starts, allowed_transitions
+from tests.reference import log_alpha_beta, marginals, viterbi_tensors
 
 
 def make_crf(num_tags: int = 4, seed: int = 0) -> LinearChainCRF:
@@ -48,8 +48,8 @@ def test_viterbi_and_marginals_match_brute_force(length):
     emissions = torch.randn(2, max_len, num_tags)
     mask = torch.tensor([[True] * max_len, [True] * length + [False] * (max_len - length)])
     with torch.no_grad():
-        paths, best = crf.viterbi(emissions, mask)
-    marginals = crf.marginals(emissions, mask).detach()
+        paths, best = viterbi_tensors(crf, emissions, mask)
+    probs_at = marginals(crf, emissions, mask)
     for i, n in enumerate([max_len, length]):
         candidates, scores = all_paths(crf, emissions[i], n, num_tags)
         assert paths[i, :n].tolist() == list(candidates[int(scores.argmax())])
@@ -59,8 +59,8 @@ def test_viterbi_and_marginals_match_brute_force(length):
         for t in range(n):
             for k in range(num_tags):
                 expected = sum(float(p) for p, path in zip(probs, candidates) if path[t] == k)
-                assert float(marginals[i, t, k]) == pytest.approx(expected, abs=1e-5)
-        assert float(marginals[i, n:].abs().sum()) == 0.0
+                assert float(probs_at[i, t, k]) == pytest.approx(expected, abs=1e-5)
+        assert float(probs_at[i, n:].abs().sum()) == 0.0
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -117,9 +117,8 @@ def test_span_probability_matches_brute_force():
         fb = crf.forward_backward(emissions, mask)
         for start, span_tags in [(1, [1, 2]), (2, [1, 2]), (0, [1]), (3, [3]), (1, [1, 2, 2])]:
             stop = 2  # the span ends when the next tag is not I-x
-            (got,) = crf.span_probabilities(
-                fb, emissions, SpanRequests.of([(0, start, span_tags, 4, stop)])
-            )
+            confidence = CRFConfidence(emissions, fb, crf.tables())
+            (got,) = confidence.spans(SpanRequests.of([(0, start, span_tags, 4, stop)]))
             end = start + len(span_tags)
             expected = sum(
                 float(p)
@@ -132,47 +131,16 @@ def test_span_probability_matches_brute_force():
 BIO_TAGS = ["O"] + [f"{p}-{t}" for t in "abcdefgh" for p in "BI"]  # 17 tags
 
 
-@pytest.mark.parametrize("constrained", [False, True])
-@pytest.mark.parametrize("seed", range(4))
-def test_pruned_viterbi_step_equals_the_dense_one(constrained, seed):
-    torch.manual_seed(seed)
-    num_tags = len(BIO_TAGS)
-    crf = make_crf(num_tags, seed)
-    if constrained:
-        crf.constrain(Constraints(allowed_transitions(BIO_TAGS), allowed_starts(BIO_TAGS)))
-    trans = crf.tables().trans
-    step = MaxPlusStep(trans)
-    # Peaked scores, as a trained tagger gives: a few tags within reach of the best.
-    peaked = torch.randn(64, num_tags) * 12
-    width = int((peaked >= peaked.max(1, keepdim=True).values - step.spread).sum(1).max())
-    assert 3 * width <= num_tags  # so the pruned branch runs
-    flat = torch.zeros(3, num_tags)  # ties everywhere: the dense fallback
-    for score in (peaked, flat):
-        best, index = step(score)
-        dense_best, _ = step.dense(score)
-        torch.testing.assert_close(best, dense_best, rtol=0, atol=0)
-        # The chosen predecessor must reach that best score (on ties either one is right).
-        reached = score.gather(1, index) + trans[index, torch.arange(num_tags)]
-        torch.testing.assert_close(reached, dense_best, rtol=0, atol=0)
-
-
 @pytest.mark.parametrize("seed", range(3))
-def test_large_peaked_batch_decodes_like_pytorch_crf(seed, monkeypatch):
-    """Batches of 8+ with peaked scores take the pruned path."""
+def test_large_peaked_batch_decodes_like_pytorch_crf(seed):
     torch.manual_seed(seed)
     num_tags, batch, max_len = len(BIO_TAGS), 32, 10
     crf = make_crf(num_tags, seed)
     emissions = torch.randn(batch, max_len, num_tags) * 12
     lengths = torch.randint(1, max_len + 1, (batch,))
     mask = torch.arange(max_len)[None, :] < lengths[:, None]
-    dense_calls = []
-    dense = MaxPlusStep.dense
-    monkeypatch.setattr(
-        MaxPlusStep, "dense", lambda self, s: dense_calls.append(1) or dense(self, s)
-    )
     with torch.no_grad():
         assert crf.decode(emissions, mask) == crf.crf.decode(emissions, mask=mask)
-    assert len(dense_calls) < max_len - 1  # some steps were pruned
 
 
 def test_bio_constraints_at_decode_time():
@@ -186,8 +154,8 @@ def test_bio_constraints_at_decode_time():
     candidates, scores = all_paths(crf, emissions[0], 4, 5, allowed=(set(allowed), set(starts)))
     with torch.no_grad():
         assert crf.decode(emissions, mask)[0] == list(candidates[int(scores.argmax())])
-        marginals = crf.marginals(emissions, mask)
-    assert float(marginals[0, 0, 2]) == 0.0 and float(marginals[0, 0, 4]) == 0.0
+        probs_at = marginals(crf, emissions, mask)
+    assert float(probs_at[0, 0, 2]) == 0.0 and float(probs_at[0, 0, 4]) == 0.0
 
 
 def test_span_requests_across_a_padded_batch_equal_one_at_a_time():
@@ -203,17 +171,15 @@ def test_span_requests_across_a_padded_batch_equal_one_at_a_time():
         (2, 0, [0, 1], 4, 2),
     ]
     with torch.no_grad():
-        together = crf.span_probabilities(
-            crf.forward_backward(emissions, mask), emissions, SpanRequests.of(requests)
-        )
+        fb = crf.forward_backward(emissions, mask)
+        together = CRFConfidence(emissions, fb, crf.tables()).spans(SpanRequests.of(requests))
         for (index, start, tags, _, stop), got in zip(requests, together):
             n = lengths[index]
             alone_emissions = emissions[index : index + 1, :n]
             alone_mask = torch.ones(1, n, dtype=torch.bool)
             fb = crf.forward_backward(alone_emissions, alone_mask)
-            (expected,) = crf.span_probabilities(
-                fb, alone_emissions, SpanRequests.of([(0, start, tags, n, stop)])
-            )
+            confidence = CRFConfidence(alone_emissions, fb, crf.tables())
+            (expected,) = confidence.spans(SpanRequests.of([(0, start, tags, n, stop)]))
             assert got == pytest.approx(expected, abs=1e-6)
 
 
@@ -223,15 +189,15 @@ def test_marginals_stay_finite_for_large_scores():
     emissions = torch.randn(2, 7, 6) * 100
     mask = torch.ones(2, 7, dtype=torch.bool)
     with torch.no_grad():
-        marginals = crf.marginals(emissions, mask)
-    assert torch.isfinite(marginals).all()
-    torch.testing.assert_close(marginals.sum(dim=2), torch.ones(2, 7), atol=1e-4, rtol=0)
+        probs_at = marginals(crf, emissions, mask)
+    assert torch.isfinite(probs_at).all()
+    torch.testing.assert_close(probs_at.sum(dim=2), torch.ones(2, 7), atol=1e-4, rtol=0)
 
 
 def log_space_forward_backward(crf, emissions, mask):
     """alpha and beta by the textbook log-space recursions, one sentence at a time."""
     tables = crf.tables()
-    start, trans, end = tables.start, tables.trans, tables.end
+    start, trans, end = (torch.from_numpy(x) for x in (tables.start, tables.trans, tables.end))
     alphas, betas = torch.full_like(emissions, float("nan")), torch.full_like(emissions, 0.0)
     for b, n in enumerate(mask.sum(dim=1).tolist()):
         e = emissions[b]
@@ -257,16 +223,18 @@ def test_scaled_forward_backward_equals_the_log_space_recursions(scale, constrai
     mask = torch.arange(6)[None, :] < lengths[:, None]
     with torch.no_grad():
         fb = crf.forward_backward(emissions, mask)
+        probs = marginals(crf, emissions, mask)
         alphas, betas = log_space_forward_backward(crf, emissions, mask)
     for b, n in enumerate(lengths.tolist()):
-        expected_z = torch.logsumexp(alphas[b, n - 1] + crf.tables().end, dim=0)
+        expected_z = torch.logsumexp(alphas[b, n - 1] + torch.from_numpy(crf.tables().end), dim=0)
         assert float(fb.log_z[b]) == pytest.approx(float(expected_z), rel=1e-5, abs=1e-3)
         # Entries below ~80 nats under the best of their step may come out as -inf: compare
         # the probability of each tag (what confidences use), not raw log-scores.
-        got = torch.exp(fb.alpha[b, :n] + fb.beta[b, :n] - fb.log_z[b])
+        alpha, beta, log_z = log_alpha_beta(fb)
+        got = torch.exp(alpha[b, :n] + beta[b, :n] - log_z[b]).float()
         want = torch.exp(alphas[b, :n] + betas[b, :n] - expected_z)
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
-        torch.testing.assert_close(fb.marginals()[b, :n], want, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(probs[b, :n], want, atol=1e-5, rtol=1e-4)
 
 
 def test_frozen_tables_decode_the_same_and_training_drops_them():
@@ -275,12 +243,12 @@ def test_frozen_tables_decode_the_same_and_training_drops_them():
     emissions = torch.randn(3, 5, len(BIO_TAGS)) * 3
     mask = torch.arange(5)[None, :] < torch.tensor([5, 2, 4])[:, None]
     with torch.no_grad():
-        before = crf.decode(emissions, mask), crf.marginals(emissions, mask)
+        before = crf.decode(emissions, mask), marginals(crf, emissions, mask)
         crf.eval()
         crf.freeze()
         assert crf.tables() is crf.tables()  # built once
         assert crf.decode(emissions, mask) == before[0]
-        torch.testing.assert_close(crf.marginals(emissions, mask), before[1])
+        torch.testing.assert_close(marginals(crf, emissions, mask), before[1])
         crf.train()
         crf.crf.transitions.add_(torch.randn_like(crf.crf.transitions) * 5)
         assert crf.tables() is not crf.tables()  # unfrozen: rebuilt from the new weights
@@ -293,12 +261,12 @@ def test_frozen_tables_decode_the_same_and_training_drops_them():
 
 @pytest.mark.parametrize("length", [1, 2, 5])
 def test_one_padded_sentence_decodes_like_pytorch_crf(length):
-    """A batch of one takes the Python back-trace, with or without padding."""
+    """One sentence, with or without padding."""
     crf = make_crf(len(BIO_TAGS), seed=length)
     emissions = torch.randn(1, 5, len(BIO_TAGS)) * 2
     mask = torch.arange(5)[None, :] < length
     with torch.no_grad():
-        paths, score = crf.viterbi(emissions, mask)
+        paths, score = viterbi_tensors(crf, emissions, mask)
         assert crf.decode(emissions, mask) == crf.crf.decode(emissions, mask=mask)
     assert paths[0, length:].tolist() == [0] * (5 - length)
     assert float(score) == pytest.approx(path_score(crf, emissions[0], paths[0, :length]), abs=1e-4)
@@ -313,20 +281,22 @@ def test_forward_backward_falls_back_to_float64_when_a_step_underflows():
     emissions = torch.tensor([[[0.0, -1000.0, -1000.0], [-150.0, -150.0, 0.0]]])
     mask = torch.ones(1, 2, dtype=torch.bool)
     with torch.no_grad():
-        assert not torch.isfinite(_scaled_forward_backward(emissions, mask, crf.tables()).log_z)
+        narrow = _scaled_forward_backward(emissions, mask, crf.tables())
+        assert not np.isfinite(narrow.log_z).all()
         fb = crf.forward_backward(emissions, mask)
         alphas, betas = log_space_forward_backward(crf, emissions, mask)
-    assert fb.alpha.dtype == torch.float32
-    expected_z = torch.logsumexp(alphas[0, 1] + crf.tables().end, dim=0)
+    assert fb.a.dtype == np.float64  # computed again, wide
+    expected_z = torch.logsumexp(alphas[0, 1] + torch.from_numpy(crf.tables().end), dim=0)
     assert float(fb.log_z[0]) == pytest.approx(float(expected_z), abs=1e-3)
-    marginals = torch.exp(fb.alpha + fb.beta - fb.log_z[:, None, None])[0]
-    torch.testing.assert_close(marginals.sum(dim=1), torch.ones(2))
+    alpha, beta, log_z = log_alpha_beta(fb)
+    probs = torch.exp(alpha + beta - log_z[:, None, None])[0]
+    torch.testing.assert_close(probs.sum(dim=1), torch.ones(2, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("batch", [1, 2, 5, 8])
-def test_small_batches_decode_like_pytorch_crf(batch):
-    """Batches of up to NUMPY_MAX_BATCH take the NumPy path, padded or not."""
-    assert batch <= NUMPY_MAX_BATCH
+@pytest.mark.parametrize("batch", [1, 2, 5, 8, 40])
+def test_viterbi_equals_pytorch_crf_decode(batch):
+    """Viterbi itself, on every sentence (decoding calls it only where the forward-backward
+    leaves a path unproven)."""
     torch.manual_seed(batch)
     num_tags, max_len = len(BIO_TAGS), 9
     crf = make_crf(num_tags, batch)
@@ -334,8 +304,10 @@ def test_small_batches_decode_like_pytorch_crf(batch):
     lengths = torch.randint(1, max_len + 1, (batch,))
     lengths[0] = max_len
     mask = torch.arange(max_len)[None, :] < lengths[:, None]
-    paths, scores = crf.viterbi(emissions, mask)
-    assert crf.decode(emissions, mask) == crf.crf.decode(emissions, mask=mask)
+    paths, scores = viterbi_tensors(crf, emissions, mask)
+    expected = crf.crf.decode(emissions, mask=mask)
+    assert viterbi(emissions, mask, crf.tables())[0] == expected
+    assert crf.decode(emissions, mask) == expected
     for b in range(batch):
         n = int(lengths[b])
         assert paths[b, n:].tolist() == [0] * (max_len - n)
@@ -346,20 +318,18 @@ def test_small_batches_decode_like_pytorch_crf(batch):
 @pytest.mark.parametrize("constrained", [False, True])
 @pytest.mark.parametrize("padded", [False, True])
 @pytest.mark.parametrize("batch", [1, 3, 16])
-def test_map_paths_equal_viterbi_peaked_or_flat(constrained, padded, batch, monkeypatch):
+def test_best_paths_equal_viterbi_peaked_or_flat(constrained, padded, batch, monkeypatch):
     """Paths read off the forward-backward where their probability proves them, Viterbi for the
     rest: the result is Viterbi's either way. Peaked scores take the shortcut for most
     sentences; flat ones rarely do, and there the tag of highest marginal at each position is
     sometimes not the best path (a case the shortcut must not take)."""
-    from nlu.modules import crf as crf_module
-
-    viterbi_lists = crf_module.viterbi_lists
-    searched = []  # how many sentences each call of map_paths left to Viterbi
+    searched = []  # how many sentences each call of best_paths left to Viterbi
 
     def counting(emissions, mask, tables):
         searched.append(emissions.shape[0])
-        return viterbi_lists(emissions, mask, tables)
+        return viterbi(emissions, mask, tables)
 
+    monkeypatch.setattr(fb_module, "viterbi", counting)
     num_tags, max_len = len(BIO_TAGS), 7
     crf = make_crf(num_tags, seed=batch)
     if constrained:
@@ -373,12 +343,10 @@ def test_map_paths_equal_viterbi_peaked_or_flat(constrained, padded, batch, monk
         lengths[0] = max_len
         mask = torch.arange(max_len)[None, :] < lengths[:, None]
         with torch.no_grad():
-            expected = crf.decode(emissions, mask)
+            expected, _ = viterbi(emissions, mask, crf.tables())
             fb = crf.forward_backward(emissions, mask)
-            monkeypatch.setattr(crf_module, "viterbi_lists", counting)
-            assert crf.map_paths(fb, emissions, mask) == expected
-            monkeypatch.setattr(crf_module, "viterbi_lists", viterbi_lists)
-            posterior = crf.marginals(emissions, mask).argmax(dim=2)
+            assert best_paths(fb, emissions, mask, crf.tables()) == expected
+            posterior = marginals(crf, emissions, mask).argmax(dim=2)
         totals[scale] += sum(searched)
         searched.clear()
         for b, path in enumerate(expected):

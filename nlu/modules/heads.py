@@ -7,54 +7,18 @@ the Parser never ask which one they hold.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlu.modules.crf import (
-    Constraints,
-    DecodesWithTables,
-    DecodeTables,
-    ForwardBackward,
-    LinearChainCRF,
-    SpanRequests,
-    kbest_paths,
-    trim_paths,
-    viterbi_lists,
-)
-
-
-class SpanConfidence(Protocol):
-    """What `decode_with_confidence` returns beside the paths: scores any spans of the batch."""
-
-    def spans(self, requests: SpanRequests) -> list[float]: ...
-
-
-class SoftmaxConfidence:
-    """Span confidence under independent token softmaxes: the product of token probabilities."""
-
-    def __init__(self, scores: Tensor) -> None:
-        self.log_probs = scores.detach().log_softmax(dim=-1).cpu().numpy()  # (B, T, K)
-
-    def spans(self, requests: SpanRequests) -> list[float]:
-        if not len(requests):
-            return []
-        at, real = requests.steps(self.log_probs.shape[1])  # (N, W)
-        terms = self.log_probs[requests.index[:, None], at, requests.tags]  # (N, W)
-        return np.exp(np.where(real, terms, 0.0).sum(axis=1)).tolist()
-
-
-class CRFConfidence:
-    """Span confidence under the CRF: the marginal probability of exactly that span."""
-
-    def __init__(self, crf: LinearChainCRF, scores: Tensor, fb: ForwardBackward) -> None:
-        self.crf, self.scores, self.fb = crf, scores, fb
-
-    def spans(self, requests: SpanRequests) -> list[float]:
-        return self.crf.span_probabilities(self.fb, self.scores, requests)
+from nlu.modules.confidence import CRFConfidence, SoftmaxConfidence
+from nlu.modules.crf import LinearChainCRF
+from nlu.modules.decode_tables import Constraints, DecodesWithTables, DecodeTables
+from nlu.modules.forward_backward import best_paths, forward_backward
+from nlu.modules.viterbi import kbest_paths
 
 
 class SoftmaxTagHead(DecodesWithTables):
@@ -85,14 +49,18 @@ class SoftmaxTagHead(DecodesWithTables):
         return F.cross_entropy(scores[mask], tags[mask])
 
     def decode(self, scores: Tensor, mask: Tensor) -> list[list[int]]:
+        """Best tag ids of each sentence, trimmed to its length: the most probable tag of each
+        token, or with constraints the best allowed sequence of token log-probabilities (found
+        as the CRF's are, see `LinearChainCRF.decode`)."""
         if self.constrained:
-            return viterbi_lists(scores.log_softmax(dim=-1), mask, self.tables())
-        return trim_paths(scores.argmax(dim=-1), mask)
+            log_probs, tables = scores.log_softmax(dim=-1), self.tables()
+            return best_paths(forward_backward(log_probs, mask, tables), log_probs, mask, tables)
+        lengths = mask.sum(dim=1).tolist()
+        return [row[:n] for row, n in zip(scores.argmax(dim=-1).tolist(), lengths)]
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         """k best sequences of one sentence (scores: (T, K)); a score is a sum of log-probs."""
-        tables = self.tables()
-        return kbest_paths(scores.log_softmax(dim=-1), k, tables.start, tables.trans, tables.end)
+        return kbest_paths(scores.log_softmax(dim=-1), k, self.tables())
 
     def build_tables(self) -> DecodeTables:
         return DecodeTables(self.start_bias, self.transition_bias, self.end_bias)
@@ -139,9 +107,10 @@ class CRFTagHead(nn.Module):
     ) -> tuple[list[list[int]], CRFConfidence]:
         """`decode`, and what scores the spans of any tag sequence. One forward-backward serves
         both: it gives the span confidences, and it proves most best paths without Viterbi
-        (`LinearChainCRF.map_paths`)."""
-        fb = self.crf.forward_backward(scores, mask)
-        return self.crf.map_paths(fb, scores, mask), CRFConfidence(self.crf, scores, fb)
+        (`nlu.modules.forward_backward.best_paths`)."""
+        tables = self.crf.tables()
+        fb = forward_backward(scores, mask, tables)
+        return best_paths(fb, scores, mask, tables), CRFConfidence(scores, fb, tables)
 
 
 TAG_HEADS = {"softmax": SoftmaxTagHead, "crf": CRFTagHead}
