@@ -21,11 +21,10 @@ from torch import nn
 
 from nlu import archive
 from nlu.config import ExperimentConfig
+from nlu.inference.spans import SpanScorer
 from nlu.inference.wordcache import WordCache
 from nlu.model import JointModel, Output, build_model
-from nlu.modules.confidence import SpanConfidence, SpanRequests
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
-from nlu.tags import SpanFinder
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
 
@@ -34,8 +33,6 @@ PRECISIONS = ("float32", "int8", "bfloat16")
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-SMALL_BATCH = 8  # up to this many tag paths, spans are found and scored by Python loops
 
 _ALNUM = re.compile(r"[^\W_]")  # one character that str.isalnum() accepts
 
@@ -78,7 +75,7 @@ class Parser:
         self.ranking_size = ranking_size
         self.tokenizer = Tokenizer(lowercase=config.data.lowercase)
         self.words = WordCache(self.model.embedding, vocabs, self.tokenizer)
-        self.span_finder = SpanFinder(vocabs.tags.itos)
+        self.span_scorer = SpanScorer(vocabs.tags.itos)
         self.batch_workers = batch_workers
         self._pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -212,65 +209,19 @@ class Parser:
             if n_best > 0:
                 best = head.kbest(output.tag_scores[i, : len(sentence)], n_best)
                 candidates.extend((i, alt, score) for alt, score in best)
-        scored = self._scored_spans(
+        tagged, scored = self.span_scorer(
             [path for _, path, _ in candidates], [i for i, _, _ in candidates], confidence
         )
-        names = self.vocabs.tags.itos
         predictions = [
             Prediction([], [], probs, ranking=ranking)
             for probs, ranking in zip(intent_probs, rankings)
         ]
-        for (i, path, score), spans in zip(candidates, scored):
-            tags = [names[k] for k in path]
+        for (i, _, score), tags, spans in zip(candidates, tagged, scored):
             if score is None:
                 predictions[i] = Prediction(tags, spans, intent_probs[i], ranking=rankings[i])
             else:
                 predictions[i].n_best.append((tags, score, spans))
         return predictions
-
-    def _scored_spans(
-        self, paths: list[list[int]], sentences: list[int], confidence: SpanConfidence
-    ) -> list[list[tuple[Span, float]]]:
-        """The slot spans of each tag path with their confidences, for all paths of a batch in
-        one go; path c belongs to sentence `sentences[c]` of the batch."""
-        finder = self.span_finder
-        labels = finder.labels
-        if len(paths) <= SMALL_BATCH:
-            # A sentence or a few (what a chatbot sends): Python loops cost less than arrays.
-            stops = finder.inside_tag.tolist()
-            per_path = [finder.find_one(path) for path in paths]
-            requests = SpanRequests.of(
-                [
-                    (sentences[c], a, path[a:z], len(path), stops[k])
-                    for c, (path, found) in enumerate(zip(paths, per_path))
-                    for k, a, z in found
-                ]
-            )
-            confidences = iter(confidence.spans(requests))
-            return [
-                [(Span(labels[k], a, z), next(confidences)) for k, a, z in found]
-                for found in per_path
-            ]
-        lengths = np.array([len(path) for path in paths], np.int64)  # (C,)
-        padded = np.zeros((len(paths), max(lengths, default=1)), np.int64)  # (C, T)
-        for c, path in enumerate(paths):
-            padded[c, : len(path)] = path
-        row, start, end, label = finder.find(padded, lengths)  # (N,) each
-        requests = SpanRequests.of_paths(
-            padded, row, start, end, np.array(sentences, np.int64)[row], lengths[row],
-            finder.inside_tag[label],
-        )  # fmt: skip
-        found = [
-            (Span(labels[k], a, z), p)
-            for k, a, z, p in zip(
-                label.tolist(), start.tolist(), end.tolist(), confidence.spans(requests)
-            )
-        ]
-        scored, first = [], 0
-        for count in np.bincount(row, minlength=len(paths)).tolist():
-            scored.append(found[first : first + count])
-            first += count
-        return scored
 
     def parse(self, text: str, n_best: int = 0) -> Parse:
         """Intent and slots of one utterance as the user typed it.

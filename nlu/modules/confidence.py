@@ -48,24 +48,6 @@ class SpanRequests:
             np.array(stop, np.int64),
         )
 
-    @classmethod
-    def of_paths(
-        cls,
-        paths: np.ndarray,
-        row: np.ndarray,
-        start: np.ndarray,
-        end: np.ndarray,
-        index: np.ndarray,
-        length: np.ndarray,
-        stop: np.ndarray,
-    ) -> SpanRequests:
-        """The spans `paths[row[n], start[n]:end[n]]` of tag paths (C, T), each (N,); `index`,
-        `length` and `stop` as in the class."""
-        width = end - start
-        offset = np.arange(max(1, int(width.max(initial=1))))  # (W,)
-        at = np.minimum(start[:, None] + offset, paths.shape[1] - 1)  # (N, W)
-        return cls(index, start, paths[row[:, None], at], width, length, stop)
-
     def steps(self, seq_len: int) -> tuple[np.ndarray, np.ndarray]:
         """Token positions of each span's tags, (N, W) clipped into the sentence, and whether
         each is the span's, (N, W) bool."""
