@@ -9,27 +9,23 @@ from __future__ import annotations
 import os
 import re
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
-from torch import nn
 
 from nlu import archive
 from nlu.config import ExperimentConfig
+from nlu.inference.precision import Precision, check_precision, quantize_int8, set_threads
 from nlu.inference.spans import SpanScorer
 from nlu.inference.wordcache import WordCache
 from nlu.model import JointModel, Output, build_model
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
-
-Precision = Literal["float32", "int8", "bfloat16"]
-PRECISIONS = ("float32", "int8", "bfloat16")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -63,7 +59,7 @@ class Parser:
     ) -> None:
         if batch_workers < 1:
             raise ValueError(f"batch_workers: expected at least 1, found {batch_workers}")
-        _check_precision(precision)
+        check_precision(precision)
         if precision == "int8":
             model = quantize_int8(model)
         batch_dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
@@ -103,7 +99,7 @@ class Parser:
         `predict` and `parse_batch` run that many batches at once, each in its own thread; pair
         it with `num_threads=1` (2 and 1 on a 2-core machine).
         """
-        _check_precision(precision)  # before the weights are read
+        check_precision(precision)  # before the weights are read
         if num_threads:
             set_threads(num_threads)
         loaded = archive.load(path)
@@ -288,72 +284,6 @@ class Parser:
             tags=_spread(prediction.tags, kept, len(tokens)),
             n_best=n_best,
         )
-
-
-def _check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
-
-
-def set_threads(num_threads: int) -> None:
-    """Run torch's intra-op work and NumPy's BLAS (the CRF's forward-backward) on at most
-    `num_threads` threads, for the whole process.
-
-    Setting torch's alone is not enough: NumPy's OpenBLAS keeps a pool of its own, as large as
-    the machine, and its threads spin while they wait. Beside a second server worker or a
-    training job, a CRF forward-backward at batch 256 then took 2-5 x as long, and
-    `parse_batch` ran at half speed (BENCHMARKS.md, inference).
-    """
-    from threadpoolctl import threadpool_limits
-
-    torch.set_num_threads(num_threads)
-    threadpool_limits(num_threads, user_api="blas")
-
-
-def quantize_int8(model: JointModel) -> JointModel:
-    """A copy of `model` whose LSTM, GRU and larger linear layers hold int8 weights (PyTorch
-    dynamic quantization: activations are quantized on the fly, per batch; see
-    `MIN_QUANTIZED_WEIGHTS` for which linear layers stay float).
-
-    The weights take a quarter of the memory, so a recurrent step reads them from cache instead
-    of main memory: that is where the speed comes from. Activations are rounded with a scale
-    taken from each batch, so a sentence's scores can differ slightly with its batch-mates.
-    Embeddings, the CRF, `nn.RNN` (rnn and irnn encoders) and the peephole LSTM stay in float32.
-    Needs `torch.ao.quantization`, which PyTorch marks as deprecated in favour of torchao but
-    still ships.
-    """
-    try:
-        from torch.ao.quantization import quantize_dynamic
-    except ImportError:
-        raise ValueError(
-            f"quantize: this PyTorch ({torch.__version__}) has no torch.ao.quantization; "
-            "load the model without quantization"
-        ) from None
-    engines = torch.backends.quantized.supported_engines
-    if not any(e in engines for e in ("x86", "fbgemm", "qnnpack")):
-        raise ValueError(f"quantize: no quantized CPU engine in this PyTorch ({engines})")
-    with warnings.catch_warnings():
-        # The deprecation notices of torch.ao, repeated for every layer converted.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        warnings.simplefilter("ignore", UserWarning)
-        return quantize_dynamic(model.eval(), _worth_quantizing(model), dtype=torch.qint8)
-
-
-# A dynamically quantized layer first quantizes its input, which costs ~15 us a call on the
-# benchmark machine; a float product with fewer weights than this is cheaper (the intent head's
-# 400 x 21 projection: 6 us in float, 19 us in int8, at one sentence).
-MIN_QUANTIZED_WEIGHTS = 16384
-
-
-def _worth_quantizing(model: nn.Module) -> set[str]:
-    """Names of the recurrent layers, and of the linear layers with enough weights to gain."""
-    names = set()
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.LSTM, nn.GRU)):
-            names.add(name)
-        elif isinstance(module, nn.Linear) and module.weight.numel() >= MIN_QUANTIZED_WEIGHTS:
-            names.add(name)
-    return names
 
 
 def _spread(tags: list[str], kept: list[int], num_tokens: int) -> tuple[str, ...]:

@@ -10,8 +10,9 @@ import torch
 
 from nlu.config import load_config
 from nlu.features import collate, featurize
+from nlu.inference.precision import MIN_QUANTIZED_WEIGHTS, quantize_int8
 from nlu.model import build_model
-from nlu.parser import MIN_QUANTIZED_WEIGHTS, Parser, quantize_int8
+from nlu.parser import Parser
 from nlu.vocab import build_vocabs
 from tests.conftest import assert_same_parses
 
