@@ -65,7 +65,8 @@ def tag(
             batch_workers=workers,
         )
         # Torch, NumPy and the model stay for the whole run: out of the collector's reach, the
-        # full collections that a file's many parses trigger do not walk them (BENCHMARKS.md).
+        # full collections that a file's many parses trigger do not walk them
+        # (docs/benchmarks-history.md).
         gc.freeze()
         if input_file is not None:
             lines, total = _read_input(input_file), _count_utterances(input_file)

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import numpy as np
 import torch
 
 from nlu import archive
 from nlu.config import ExperimentConfig
+from nlu.inference.batches import BatchRunner
 from nlu.inference.precision import Precision, check_precision, quantize_int8, set_threads
 from nlu.inference.spans import SpanScorer
 from nlu.inference.wordcache import WordCache
@@ -26,9 +24,6 @@ from nlu.model import JointModel, Output, build_model
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 _ALNUM = re.compile(r"[^\W_]")  # one character that str.isalnum() accepts
 
@@ -57,8 +52,7 @@ class Parser:
         batch_workers: int = 1,
         precision: Precision = "float32",
     ) -> None:
-        if batch_workers < 1:
-            raise ValueError(f"batch_workers: expected at least 1, found {batch_workers}")
+        self.batches = BatchRunner(batch_workers)  # checks the count before any work
         check_precision(precision)
         if precision == "int8":
             model = quantize_int8(model)
@@ -72,9 +66,6 @@ class Parser:
         self.tokenizer = Tokenizer(lowercase=config.data.lowercase)
         self.words = WordCache(self.model.embedding, vocabs, self.tokenizer)
         self.span_scorer = SpanScorer(vocabs.tags.itos)
-        self.batch_workers = batch_workers
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
 
     @classmethod
     def load(
@@ -134,41 +125,9 @@ class Parser:
     ) -> list[Prediction]:
         """Tags, slot spans and intent probabilities of pre-tokenized sentences.
 
-        With `batch_workers` > 1, batches run in that many threads at once. Torch and NumPy
-        release the GIL in their kernels, so on 2 cores two threads overlap one batch's
-        recurrent pass with another's Python work (BENCHMARKS.md, inference).
+        With `batch_workers` > 1, batches run in that many threads at once (see `BatchRunner`).
         """
-        return self._in_batches(
-            sentences, batch_size, lambda chunk: self._predict_batch(chunk, n_best)
-        )
-
-    def _in_batches(
-        self, items: Sequence[T], batch_size: int, run: Callable[[list[T]], list[R]]
-    ) -> list[R]:
-        """`run` over batches of items of similar length (less padding), in `batch_workers`
-        threads at once; the results in input order."""
-        order = sorted(range(len(items)), key=lambda i: len(items[i]))
-        chunks = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
-
-        def run_chunk(indices: list[int]) -> list[R]:
-            with torch.inference_mode():  # thread-local: each worker thread enters it itself
-                return run([items[i] for i in indices])
-
-        if self.batch_workers > 1 and len(chunks) > 1:
-            done = self._workers().map(run_chunk, chunks)
-        else:
-            done = map(run_chunk, chunks)
-        results: list[R | None] = [None] * len(items)
-        for indices, outputs in zip(chunks, done):
-            for i, output in zip(indices, outputs):
-                results[i] = output
-        return results  # type: ignore[return-value]
-
-    def _workers(self) -> ThreadPoolExecutor:
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.batch_workers, thread_name_prefix="nlu-batch")
-            return self._pool
+        return self.batches.run(sentences, batch_size, lambda c: self._predict_batch(c, n_best))
 
     @torch.inference_mode()
     def intent_logits(
@@ -236,7 +195,7 @@ class Parser:
         sentences."""
         # Whole parses run in the batches, tokenizing included: with batch_workers > 1 no part
         # of the work waits for the others. Character length stands in for the token count.
-        return self._in_batches(texts, batch_size, lambda chunk: self._parse_chunk(chunk, n_best))
+        return self.batches.run(texts, batch_size, lambda chunk: self._parse_chunk(chunk, n_best))
 
     def _parse_chunk(self, texts: list[str], n_best: int) -> list[Parse]:
         tokenized = [self.tokenizer.tokenize(text) for text in texts]

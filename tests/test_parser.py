@@ -170,6 +170,6 @@ def test_batch_workers_give_the_same_parses(trained, parser, tiny_dir):
     two = Parser.load(trained.model_dir, batch_workers=2)
     got = [p.to_dict() for p in two.parse_batch(texts, batch_size=4)]  # 22 batches, 2 threads
     assert_same_parses(got, expected)
-    assert two._pool is not None  # the batches did go through the worker threads
+    assert two.batches.started  # the batches did go through the worker threads
     with pytest.raises(ValueError, match="batch_workers"):
         Parser(parser.model, parser.vocabs, parser.config, batch_workers=0)

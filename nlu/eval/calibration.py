@@ -6,7 +6,7 @@ among answers given with confidence 0.9, about 90 % should be right. One scalar 
 held-out data, divides the intent logits before the softmax. It changes no argmax, so no
 prediction and no accuracy, only how sure the model says it is. Label smoothing needs it: with
 `model.intent_label_smoothing=0.1` the top intent of an ATIS question got about 0.47 where it was
-right 98 % of the time (BENCHMARKS.md).
+right 98 % of the time (docs/benchmarks-history.md).
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ def set_threads(num_threads: int) -> None:
     Setting torch's alone is not enough: NumPy's OpenBLAS keeps a pool of its own, as large as
     the machine, and its threads spin while they wait. Beside a second server worker or a
     training job, a CRF forward-backward at batch 256 then took 2-5 x as long, and
-    `parse_batch` ran at half speed (BENCHMARKS.md, inference).
+    `parse_batch` ran at half speed (docs/benchmarks-history.md).
     """
     from threadpoolctl import threadpool_limits
 
