@@ -5,7 +5,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.conftest import TINY_OVERRIDES
+from tests.conftest import TINY_OVERRIDES, assert_same_parses
 
 runner = CliRunner()
 
@@ -75,9 +75,16 @@ def test_tag_bad_precision_is_one_line(trained, args, message):
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
 
 
-def test_tag_uses_nlu_model_env(trained, monkeypatch):
+def test_tag_uses_nlu_model_env(trained, parser, monkeypatch, tmp_path):
+    # A folder without runs/latest: only $NLU_MODEL can lead `nlu tag` to the model.
+    monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NLU_MODEL", str(trained.run_dir))
-    assert invoke("tag", "taxi in boston").exit_code == 0
+    text = "taxi in boston"
+    result = invoke("tag", "--json", text)
+    assert result.exit_code == 0, result.output
+    parse = json.loads(result.output)
+    assert parse["intent"]["name"] == "ground_service"
+    assert_same_parses(parse, parser.parse(text).to_dict())
 
 
 def test_evaluate_prints_scores_and_writes_json(trained, tiny_dir, tmp_path):
