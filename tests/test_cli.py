@@ -378,7 +378,8 @@ def test_calibrate_refits_the_temperature_and_changes_no_answer(parser, tiny_dir
 
 def test_calibrate_with_a_missing_dataset_is_one_line(trained):
     result = invoke("calibrate", "--model", str(trained.model_dir), "--data", "/no/such/data")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 1
+    assert result.output == "error: /no/such/data/valid: no such data folder\n"
 
 
 def rounded(value, digits=5):
