@@ -1,4 +1,5 @@
 import datasets
+import torch
 
 from nlu.config import DataConfig
 from nlu.features import IGNORE_INTENT
@@ -26,7 +27,7 @@ def test_batches_carry_ids_and_gold_strings(tiny_dir):
     batches = list(data.train_dataloader())
     assert sum(b.word_ids.shape[0] for b in batches) == 20
     batch = batches[0]
-    assert batch.mask.dtype.is_floating_point is False and batch.mask[:, 0].all()
+    assert batch.mask.dtype == torch.bool and batch.mask[:, 0].all()
     assert (
         batch.tag_ids.shape == batch.word_ids.shape
         and len(batch.gold_tags) == batch.word_ids.shape[0]
