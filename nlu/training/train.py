@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback, EarlyStopping
+from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from nlu import archive
@@ -30,8 +29,10 @@ from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
 from nlu.schema import Example
+from nlu.training.callbacks import KeepBest
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule, rare_word_probs
+from nlu.training.rundir import new_run_dir, point_latest
 from nlu.vocab import Vocabs
 
 _log = logging.getLogger(__name__)
@@ -48,58 +49,6 @@ class TrainResult:
     fit_seconds: float  # the training loop alone
     epochs: int  # epochs run (fewer than max_epochs when early stopping fired)
     reports: dict[str, Report]  # split name -> report of the exported model
-
-
-class KeepBest(Callback):
-    """Keep a CPU copy of the weights of the best dev epoch (no checkpoint files, no pickle).
-
-    On a tie the later epoch wins: it has trained longer for the same dev score.
-    """
-
-    def __init__(self, monitor: str) -> None:
-        self.monitor = monitor
-        self.best: float | None = None
-        self.best_epoch = -1
-        self.state: dict[str, torch.Tensor] | None = None
-
-    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
-            return
-        value = float(trainer.callback_metrics[self.monitor])
-        if self.best is None or value >= self.best:
-            self.best, self.best_epoch = value, trainer.current_epoch
-            self.state = {
-                k: v.detach().cpu().clone() for k, v in pl_module.model.state_dict().items()
-            }
-
-
-def _is_worker_process() -> bool:
-    # Lightning's DDP launcher starts ranks > 0 as new processes with these set; only rank 0
-    # writes the run directory.
-    return any(int(os.environ.get(name, "0")) > 0 for name in ("LOCAL_RANK", "NODE_RANK"))
-
-
-def _new_run_dir(cfg: ExperimentConfig) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(cfg.runs_dir) / f"{cfg.name}-{stamp}-seed{cfg.train.seed}"
-    if _is_worker_process():
-        return base
-    run_dir, k = base, 1
-    while run_dir.exists():
-        k += 1
-        run_dir = base.with_name(f"{base.name}-{k}")
-    run_dir.mkdir(parents=True)
-    return run_dir
-
-
-def _point_latest(run_dir: Path) -> None:
-    """Make `runs/latest` a relative symlink to `run_dir`, swapped in atomically."""
-    link = run_dir.parent / "latest"
-    tmp = run_dir.parent / f".latest.{os.getpid()}"
-    if tmp.is_symlink() or tmp.exists():
-        tmp.unlink()
-    tmp.symlink_to(run_dir.name, target_is_directory=True)
-    os.replace(tmp, link)
 
 
 @contextmanager
@@ -177,7 +126,7 @@ def fit(cfg: ExperimentConfig) -> Fitted:
         model = build_model(cfg.model, data.vocabs)
         pretrained = _load_pretrained(model, cfg.model, data.vocabs)
         module = _module(cfg, model, data)
-        run_dir = _new_run_dir(cfg)
+        run_dir = new_run_dir(cfg)
         keep_best = KeepBest(f"val_{cfg.train.monitor}")
         trainer = _trainer(cfg, run_dir, keep_best)
         fit_started = time.perf_counter()
@@ -233,7 +182,7 @@ def export(cfg: ExperimentConfig, fitted: Fitted, info: dict[str, object]) -> Pa
         write_text_atomic(
             fitted.run_dir / "dev_split.txt", "".join(e.source + "\n" for e in splits.dev)
         )
-    _point_latest(fitted.run_dir)
+    point_latest(fitted.run_dir)
     write_curves(fitted.run_dir)  # curves.png from logs/metrics.csv
     return model_dir
 

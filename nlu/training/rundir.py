@@ -1,0 +1,39 @@
+"""The run directory: where a training run writes, and the `runs/latest` link to it."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+from nlu.config import ExperimentConfig
+
+
+def is_worker_process() -> bool:
+    """Whether this is a rank > 0 of a distributed run, which writes nothing."""
+    # Lightning's DDP launcher starts ranks > 0 as new processes with these set.
+    return any(int(os.environ.get(name, "0")) > 0 for name in ("LOCAL_RANK", "NODE_RANK"))
+
+
+def new_run_dir(cfg: ExperimentConfig) -> Path:
+    """A new `runs_dir/<name>-<time>-seed<seed>` folder (made by rank 0 only)."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(cfg.runs_dir) / f"{cfg.name}-{stamp}-seed{cfg.train.seed}"
+    if is_worker_process():
+        return base
+    run_dir, k = base, 1
+    while run_dir.exists():
+        k += 1
+        run_dir = base.with_name(f"{base.name}-{k}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def point_latest(run_dir: Path) -> None:
+    """Make `runs/latest` a relative symlink to `run_dir`, swapped in atomically."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest.{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    os.replace(tmp, link)
