@@ -50,7 +50,9 @@ def spans(tags: Sequence[str]) -> list[Span]:
     found: list[Span] = []
     label, start = None, 0
     for i, tag in enumerate(tags):
-        prefix, kind = split_tag(tag)
+        # split_tag, inlined: the Parser reads every tag of every parse here. For "O" the
+        # kind is "" either way, and an O- prefix never starts or continues a span.
+        prefix, _, kind = tag.partition("-")
         continues = prefix == "I" and kind == label
         if label is not None and not continues:
             found.append(Span(label, start, i))
