@@ -34,10 +34,13 @@ def train(
         from nlu.training.train import train as run_training
 
         if not seed_list:
-            _echo_result(run_training(cfg))
+            result = run_training(cfg)
+            if result.rank_zero:  # DDP: one report, from rank 0
+                _echo_result(result)
             return
         outcome = train_seeds(cfg, seed_list)
-    _echo_seeds(outcome)
+    if all(r.rank_zero for r in outcome.results):
+        _echo_seeds(outcome)
 
 
 def _echo_result(result) -> None:

@@ -119,8 +119,11 @@ class TrainConfig:
     # Fit the intent confidences' temperature on dev after training (nlu.eval.calibration).
     calibrate_intent: bool = True
     num_threads: int = 0  # torch intra-op threads; 0 keeps torch's default
+    # Lightning's: where and on how many processes to train. `batch_size` is per process, so the
+    # global batch is batch_size * devices * num_nodes (README, distributed training).
     accelerator: str = "cpu"
     devices: int | str | list[int] = 1
+    num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
     progress_bar: bool = True

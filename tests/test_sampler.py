@@ -40,3 +40,13 @@ def test_processes_get_disjoint_equal_shares():
 def test_unshuffled_keeps_every_index():
     sampler = BucketBatchSampler([3, 1, 2], batch_size=2, shuffle=False)
     assert sorted(i for b in sampler for i in b) == [0, 1, 2]
+
+
+def test_evaluation_batches_are_every_process_s_own():
+    """Without `shard`, every process gets the batches one process would."""
+    lengths = [random.Random(1).randint(1, 20) for _ in range(105)]
+    alone = list(BucketBatchSampler(lengths, batch_size=10, shuffle=False, shard=False))
+    for rank in range(2):
+        sampler = BucketBatchSampler(lengths, batch_size=10, shuffle=False, shard=False)
+        sampler.rank, sampler.world_size = rank, 2
+        assert list(sampler) == alone

@@ -102,7 +102,12 @@ class NLUDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
         lengths = [len(e.tokens) for e in self.examples[split]]
-        sampler = BucketBatchSampler(lengths, batch_size, shuffle=shuffle, seed=self.seed)
+        # Training batches are shuffled and shared among DDP processes. Every process scores
+        # the whole dev split, in the batches one process would use: the same weights give
+        # every process the scores, the best epoch and the early stop that one process would.
+        sampler = BucketBatchSampler(
+            lengths, batch_size, shuffle=shuffle, seed=self.seed, shard=shuffle
+        )
         return DataLoader(self.data[split], batch_sampler=sampler, collate_fn=_collate_rows)
 
     def train_dataloader(self) -> DataLoader:

@@ -74,10 +74,23 @@ class NLUModule(pl.LightningModule):
             prog_bar=True,
             on_step=on_step,
             on_epoch=True,
+            sync_dist=True,  # under DDP, the epoch's mean over every process's batches
         )
-        self.log(f"{stage}_slot_loss", losses.slot, batch_size=size, on_step=False, on_epoch=True)
         self.log(
-            f"{stage}_intent_loss", losses.intent, batch_size=size, on_step=False, on_epoch=True
+            f"{stage}_slot_loss",
+            losses.slot,
+            batch_size=size,
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
+        )
+        self.log(
+            f"{stage}_intent_loss",
+            losses.intent,
+            batch_size=size,
+            on_step=False,
+            on_epoch=True,
+            sync_dist=True,
         )
         if stage == "val":
             self._accumulate(batch, output)
@@ -114,12 +127,8 @@ class NLUModule(pl.LightningModule):
         )
 
     def on_validation_epoch_end(self) -> None:
-        # Sum the counts over all processes before turning them into rates, so DDP scores the
-        # whole dev set rather than averaging per-process rates.
-        counts = self.all_gather(self._counts.to(self.device))
-        if counts.dim() > 1:
-            counts = counts.sum(dim=0)
-        correct, predicted, gold, intent_ok, sentence_ok, n = counts.tolist()
+        # Every DDP process has scored the whole dev split (see NLUDataModule._loader).
+        correct, predicted, gold, intent_ok, sentence_ok, n = self._counts.tolist()
         metrics = {
             "val_slot_f1": slot_score(correct, predicted, gold).f1,
             "val_intent_accuracy": 100 * intent_ok / max(n, 1),
@@ -148,8 +157,8 @@ class NLUModule(pl.LightningModule):
             self.trainer.gradient_clip_val,
             self.trainer.gradient_clip_algorithm or "norm",  # a str enum
         )
-        self.log("train_grad_norm", norm, on_step=False, on_epoch=True, batch_size=1)
-        self.log("train_grad_clipped", clipped, on_step=False, on_epoch=True, batch_size=1)
+        for name, value in (("train_grad_norm", norm), ("train_grad_clipped", clipped)):
+            self.log(name, value, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
 
     def on_validation_epoch_start(self) -> None:
         self._counts = torch.zeros(6, dtype=torch.long)

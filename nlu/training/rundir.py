@@ -11,8 +11,10 @@ from nlu.config import ExperimentConfig
 
 def is_worker_process() -> bool:
     """Whether this is a rank > 0 of a distributed run, which writes nothing."""
-    # Lightning's DDP launcher starts ranks > 0 as new processes with these set.
-    return any(int(os.environ.get(name, "0")) > 0 for name in ("LOCAL_RANK", "NODE_RANK"))
+    # Lightning's DDP launcher starts ranks > 0 as new processes with LOCAL_RANK and NODE_RANK
+    # set; torchrun and SLURM set RANK (SLURM_PROCID) for every process.
+    names = ("RANK", "LOCAL_RANK", "NODE_RANK", "SLURM_PROCID")
+    return any(int(os.environ.get(name, "0")) > 0 for name in names)
 
 
 def new_run_dir(cfg: ExperimentConfig) -> Path:

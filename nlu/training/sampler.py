@@ -17,7 +17,11 @@ class BucketBatchSampler(Sampler[list[int]]):
     """Shuffled batches of indices of similar length; reshuffled every epoch.
 
     Shuffle, cut into pools of `pool_batches` batches, sort each pool by length, cut it into
-    batches and shuffle the batches. Under DDP each process takes every `world_size`-th batch.
+    batches and shuffle the batches. Under DDP with `shard` (training), each process takes
+    every `world_size`-th batch of that one list, so a batch goes to exactly one process, and
+    the last `len % world_size` batches of the epoch are left out so that every process runs as
+    many steps (DDP's gradient exchange would wait for a process that has finished); which ones
+    changes with the shuffle. Without `shard` (evaluation), every process gets every batch.
     """
 
     def __init__(
@@ -27,12 +31,14 @@ class BucketBatchSampler(Sampler[list[int]]):
         shuffle: bool = True,
         seed: int = 0,
         pool_batches: int = 50,
+        shard: bool = True,
     ) -> None:
         self.lengths = list(lengths)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
         self.pool_batches = pool_batches
+        self.shard = shard
         self.epoch = 0
         distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if distributed else 0
@@ -56,10 +62,9 @@ class BucketBatchSampler(Sampler[list[int]]):
             )
         if self.shuffle:
             rng.shuffle(batches)
-        # Equal batch counts on every process, or DDP would wait for a rank that has finished.
-        usable = (
-            len(batches) - len(batches) % self.world_size if self.world_size > 1 else len(batches)
-        )
+        if not self.shard or self.world_size == 1:
+            return batches
+        usable = len(batches) - len(batches) % self.world_size
         return batches[self.rank : usable : self.world_size]
 
     def __iter__(self) -> Iterator[list[int]]:

@@ -34,5 +34,6 @@ def train_seeds(cfg: ExperimentConfig, seeds: Sequence[int]) -> SeedsResult:
         for seed in seeds
     ]
     out = Path(cfg.runs_dir) / f"{cfg.name}-{stamp}-seeds{'-'.join(map(str, seeds))}"
-    write_aggregate([read_run(r.run_dir) for r in results], out)
+    if all(r.rank_zero for r in results):  # under DDP, rank 0 alone writes the aggregate
+        write_aggregate([read_run(r.run_dir) for r in results], out)
     return SeedsResult(results, out)

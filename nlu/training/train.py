@@ -49,6 +49,8 @@ class TrainResult:
     fit_seconds: float  # the training loop alone
     epochs: int  # epochs run (fewer than max_epochs when early stopping fired)
     reports: dict[str, Report]  # split name -> report of the exported model
+    # False in the DDP processes other than rank 0, which neither score nor write anything.
+    rank_zero: bool = True
 
 
 @contextmanager
@@ -96,6 +98,11 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     _check_tensorboard(cfg)
     started = time.perf_counter()
     fitted = fit(cfg)
+    if not fitted.writes:  # a DDP process other than rank 0: rank 0 scores and exports
+        return TrainResult(
+            fitted.run_dir, fitted.run_dir / "model", fitted.best_epoch, 0.0,
+            fitted.fit_seconds, fitted.epochs, {}, rank_zero=False,
+        )  # fmt: skip
     parser = Parser(fitted.model, fitted.data.vocabs, cfg)
     temperature = None
     if cfg.train.calibrate_intent:
@@ -233,7 +240,10 @@ def _trainer(cfg: ExperimentConfig, run_dir: Path, keep_best: KeepBest) -> pl.Tr
         max_epochs=cfg.train.max_epochs,
         accelerator=cfg.train.accelerator,
         devices=cfg.train.devices,
+        num_nodes=cfg.train.num_nodes,
         strategy=cfg.train.strategy,
+        # BucketBatchSampler shares the batches among the processes itself.
+        use_distributed_sampler=False,
         precision=cfg.train.precision,
         gradient_clip_val=cfg.train.gradient_clip or None,
         gradient_clip_algorithm=cfg.train.gradient_clip_algorithm,
