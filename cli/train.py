@@ -1,4 +1,4 @@
-"""`nlu train [CONFIG] [--set key.sub=value ...] [--seeds 1,2,3]`."""
+"""`nlu train [CONFIG] [--set key.sub=value ...] [--seeds 1,2,3]`, `nlu train --resume RUN_DIR`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ DEFAULT_CONFIG = Path("configs/atis_bilstm_crf.yaml")
 
 
 def train(
-    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")] = DEFAULT_CONFIG,
+    config: Annotated[
+        Path | None, typer.Argument(help=f"Experiment YAML file [default: {DEFAULT_CONFIG}].")
+    ] = None,
     overrides: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a config field, e.g. --set model.hidden_dim=128."),
@@ -22,25 +24,52 @@ def train(
         str | None,
         typer.Option(help="Train one run per seed, e.g. 1,2,3, and write their mean ± std."),
     ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(help="Go on with a stopped run: its directory, with the config it recorded."),
+    ] = None,
 ) -> None:
-    """Train a model from a YAML config and export it to runs/<name>/model."""
+    """Train a model from a YAML config and export it to runs/<name>/model.
+
+    Every epoch ends with a checkpoint in the run directory; a run stopped by Ctrl-C, SIGTERM
+    or a crash goes on from it with --resume (only resume runs you made: checkpoints are
+    pickles).
+    """
     from nlu.analysis.runs import parse_seeds
     from nlu.config import load_config
 
     with user_errors(), data_notes():
-        cfg = load_config(config, overrides or [])
+        if resume is not None and (config is not None or overrides or seeds):
+            raise ValueError("--resume: expected no CONFIG, --set or --seeds with it (the run "
+                             "goes on with the config it recorded)")  # fmt: skip
+        if resume is not None:
+            cfg = load_config(_recorded_config(resume), [])
+        else:
+            cfg = load_config(config or DEFAULT_CONFIG, overrides or [])
         seed_list = parse_seeds(seeds) if seeds is not None else []
         from nlu.training.seeds import train_seeds  # Lightning loads here, not before
+        from nlu.training.train import TrainingStopped
         from nlu.training.train import train as run_training
 
-        if not seed_list:
-            result = run_training(cfg)
-            if result.rank_zero:  # DDP: one report, from rank 0
-                _echo_result(result)
-            return
-        outcome = train_seeds(cfg, seed_list)
+        try:
+            if not seed_list:
+                result = run_training(cfg, resume)
+                if result.rank_zero:  # DDP: one report, from rank 0
+                    _echo_result(result)
+                return
+            outcome = train_seeds(cfg, seed_list)
+        except TrainingStopped as stop:
+            typer.echo(f"nlu train: {stop}", err=True)
+            raise typer.Exit(stop.exit_code) from None
     if all(r.rank_zero for r in outcome.results):
         _echo_seeds(outcome)
+
+
+def _recorded_config(run_dir: Path) -> Path:
+    path = run_dir / "train_config.yaml"  # nlu.training.train.RUN_CONFIG; read without Lightning
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; --resume expects a run directory of nlu train")
+    return path
 
 
 def _echo_result(result) -> None:

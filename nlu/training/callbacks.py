@@ -1,14 +1,23 @@
-"""Lightning callbacks of a training run."""
+"""Lightning callbacks of a training run: the best epoch's weights, and the checkpoint that
+lets a stopped run resume."""
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+from typing import Any
+
 import pytorch_lightning as pl
 import torch
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, Checkpoint
+
+CHECKPOINT = "last.ckpt"
+CHECKPOINT_INFO = "last.json"  # the checkpoint's epoch, readable without unpickling it
 
 
 class KeepBest(Callback):
-    """Keep a CPU copy of the weights of the best dev epoch (no checkpoint files, no pickle).
+    """Keep a CPU copy of the weights of the best dev epoch; it travels in the checkpoint.
 
     On a tie the later epoch wins: it has trained longer for the same dev score.
     """
@@ -28,3 +37,48 @@ class KeepBest(Callback):
             self.state = {
                 k: v.detach().cpu().clone() for k, v in pl_module.model.state_dict().items()
             }
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"best": self.best, "best_epoch": self.best_epoch, "state": self.state}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.best, self.best_epoch = state_dict["best"], state_dict["best_epoch"]
+        self.state = state_dict["state"]
+
+
+class EpochCheckpoint(Checkpoint):
+    """Write `folder/last.ckpt` at the end of every epoch, after dev scoring, so that a run
+    stopped at any point resumes from its last whole epoch (`nlu train --resume`).
+
+    The file is Lightning's checkpoint (weights, optimizer, schedule, loop progress, the
+    callbacks' state, and what `NLUModule.on_save_checkpoint` adds), written under a temporary
+    name and renamed into place; `last.json` beside it names its epoch. Lightning runs
+    `Checkpoint` callbacks after the others, so the checkpoint holds this epoch's early-stopping
+    and best-epoch decisions.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        path = self.folder / CHECKPOINT
+        tmp = self.folder / f".{CHECKPOINT}.tmp"
+        if trainer.is_global_zero:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp)  # every process calls it; rank 0 writes
+        if trainer.is_global_zero:
+            os.replace(tmp, path)
+            info = {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
+            info_tmp = self.folder / f".{CHECKPOINT_INFO}.tmp"
+            info_tmp.write_text(json.dumps(info) + "\n")
+            os.replace(info_tmp, self.folder / CHECKPOINT_INFO)
+
+
+def checkpoint_epoch(folder: Path) -> int | None:
+    """The epoch (0-based) that `folder/last.ckpt` ends, or None if there is none."""
+    try:
+        return int(json.loads((folder / CHECKPOINT_INFO).read_text())["epoch"])
+    except (FileNotFoundError, KeyError, ValueError):
+        return None

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import random
+from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 
@@ -180,6 +183,18 @@ class NLUModule(pl.LightningModule):
                 torch._foreach_copy_([p.data for p in self.model.parameters()], self._raw)
             self._raw = None
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # What a resumed run needs beyond the weights, optimizer and schedule that Lightning
+        # saves: the random streams (dropout, word dropout), so that it goes on exactly as the
+        # run would have, and the moving average with the training weights it stands in for.
+        checkpoint["nlu"] = {"rng": rng_states(), "ema": self._ema, "raw": self._raw}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        saved = checkpoint.get("nlu", {})
+        self._ema, self._raw = saved.get("ema"), saved.get("raw")
+        if "rng" in saved:
+            set_rng_states(saved["rng"])
+
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         if self.lr_schedule == "constant":
@@ -217,3 +232,23 @@ def gradient_stats(
         largest = torch.stack([g.abs().max() for g in grads]).max()
         return norm, (largest > clip).float()
     return norm, (norm > clip).float()
+
+
+def rng_states() -> dict[str, Any]:
+    """The states of every random stream training draws from."""
+    states = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+    }
+    if torch.cuda.is_available():
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    if "cuda" in states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from datetime import datetime
 from pathlib import Path
 
 from nlu.config import ExperimentConfig
+from nlu.files import write_text_atomic
 
 
 def is_worker_process() -> bool:
@@ -39,3 +42,31 @@ def point_latest(run_dir: Path) -> None:
         tmp.unlink()
     tmp.symlink_to(run_dir.name, target_is_directory=True)
     os.replace(tmp, link)
+
+
+def earlier_log(path: Path, last_epoch: int) -> list[dict[str, str]]:
+    """The rows of Lightning's CSV log up to `last_epoch`, for `merge_log` once a resumed run
+    has written its own (its logger starts the file again, and the rows of a cut-short epoch
+    are logged again)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    return [r for r in rows if not r.get("epoch") or int(float(r["epoch"])) <= last_epoch]
+
+
+def merge_log(path: Path, earlier: list[dict[str, str]]) -> None:
+    """Put `earlier` rows back in front of the resumed run's log."""
+    if not earlier:
+        return
+    later: list[dict[str, str]] = []
+    if path.is_file():
+        with path.open(newline="") as file:
+            later = list(csv.DictReader(file))
+    rows = earlier + later
+    columns = list(dict.fromkeys(k for row in rows for k in row))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path, text.getvalue())

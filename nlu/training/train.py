@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import signal
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -17,10 +18,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import EarlyStopping
 from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from nlu import archive
 from nlu.analysis.curves import write_curves
-from nlu.config import ExperimentConfig, ModelConfig
+from nlu.config import ExperimentConfig, ModelConfig, dump_config
 from nlu.eval.calibration import calibrate_intents
 from nlu.eval.evaluate import evaluate
 from nlu.eval.metrics import Report
@@ -29,13 +31,23 @@ from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
 from nlu.schema import Example
-from nlu.training.callbacks import KeepBest
+from nlu.training.callbacks import CHECKPOINT, EpochCheckpoint, KeepBest, checkpoint_epoch
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule, rare_word_probs
-from nlu.training.rundir import new_run_dir, point_latest
+from nlu.training.rundir import (
+    earlier_log,
+    is_worker_process,
+    merge_log,
+    new_run_dir,
+    point_latest,
+)
 from nlu.vocab import Vocabs
 
 _log = logging.getLogger(__name__)
+
+# The resolved config a run records when it starts, which `--resume` reads back (not
+# config.yaml: that name marks a model directory, see archive.resolve_model_dir).
+RUN_CONFIG = "train_config.yaml"
 
 
 @dataclass(frozen=True)
@@ -51,6 +63,23 @@ class TrainResult:
     reports: dict[str, Report]  # split name -> report of the exported model
     # False in the DDP processes other than rank 0, which neither score nor write anything.
     rank_zero: bool = True
+
+
+class TrainingStopped(Exception):
+    """The run was stopped by a signal (Ctrl-C or SIGTERM) and can go on with `--resume`."""
+
+    def __init__(self, signum: int, run_dir: Path, epochs_done: int) -> None:
+        self.signum, self.run_dir, self.epochs_done = signum, run_dir, epochs_done
+        name = signal.Signals(signum).name
+        super().__init__(
+            f"stopped by {name} after {epochs_done} whole epoch(s); go on with: "
+            f"nlu train --resume {run_dir}"
+        )
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal's number, as a shell reports a process a signal ended."""
+        return 128 + self.signum
 
 
 @contextmanager
@@ -92,12 +121,12 @@ class Fitted:
     writes: bool  # rank 0: the one process that writes the run directory
 
 
-def train(cfg: ExperimentConfig) -> TrainResult:
+def train(cfg: ExperimentConfig, resume: Path | None = None) -> TrainResult:
     """Train on `cfg.data` and keep the best dev epoch (`fit`), fit its intent temperature on dev
     (`calibrate`), score it on dev and test (`score`), and write the run directory (`export`)."""
     _check_tensorboard(cfg)
     started = time.perf_counter()
-    fitted = fit(cfg)
+    fitted = fit(cfg, resume)
     if not fitted.writes:  # a DDP process other than rank 0: rank 0 scores and exports
         return TrainResult(
             fitted.run_dir, fitted.run_dir / "model", fitted.best_epoch, 0.0,
@@ -121,9 +150,16 @@ def train(cfg: ExperimentConfig) -> TrainResult:
     )
 
 
-def fit(cfg: ExperimentConfig) -> Fitted:
+def fit(cfg: ExperimentConfig, resume: Path | None = None) -> Fitted:
     """Build the data, model and Lightning trainer of `cfg`, make the run directory (rank 0),
-    train, and load the weights of the best dev epoch into the model."""
+    train, and load the weights of the best dev epoch into the model.
+
+    With `resume`, a run directory whose training was stopped: training goes on from its last
+    checkpoint (the end of its last whole epoch) in that directory.
+
+    Raises:
+        TrainingStopped: Ctrl-C or SIGTERM stopped the training.
+    """
     with _quiet_lightning():
         pl.seed_everything(cfg.train.seed, workers=True, verbose=False)
         if cfg.train.num_threads:
@@ -133,12 +169,21 @@ def fit(cfg: ExperimentConfig) -> Fitted:
         model = build_model(cfg.model, data.vocabs)
         pretrained = _load_pretrained(model, cfg.model, data.vocabs)
         module = _module(cfg, model, data)
-        run_dir = new_run_dir(cfg)
+        run_dir, checkpoint = _run_dir(cfg, resume)
+        log = run_dir / "logs" / "metrics.csv"
+        earlier = earlier_log(log, checkpoint_epoch(run_dir / "checkpoints")) if checkpoint else []
         keep_best = KeepBest(f"val_{cfg.train.monitor}")
         trainer = _trainer(cfg, run_dir, keep_best)
         fit_started = time.perf_counter()
-        trainer.fit(module, datamodule=data)
+        try:
+            # The checkpoint holds RNG states (NumPy's, Python's), which torch's weights-only
+            # loader refuses; it is this run's own file (the README: resume only your runs).
+            trainer.fit(module, datamodule=data, ckpt_path=checkpoint, weights_only=False)
+        except SystemExit as stop:
+            raise _stopped(stop, run_dir) from None
         fit_seconds = time.perf_counter() - fit_started
+        if trainer.is_global_zero:
+            merge_log(log, earlier)
     if keep_best.state is not None:
         model.load_state_dict(keep_best.state)
     return Fitted(
@@ -151,6 +196,36 @@ def fit(cfg: ExperimentConfig) -> Fitted:
         pretrained=pretrained,
         writes=trainer.is_global_zero,
     )
+
+
+def _run_dir(cfg: ExperimentConfig, resume: Path | None) -> tuple[Path, str | None]:
+    """The run directory, and the checkpoint to go on from (None for a new run).
+
+    A new run records its resolved config there first, which `--resume` reads back.
+    """
+    if resume is None:
+        run_dir = new_run_dir(cfg)
+        if not is_worker_process():
+            write_text_atomic(run_dir / RUN_CONFIG, dump_config(cfg))
+        return run_dir, None
+    epoch = checkpoint_epoch(resume / "checkpoints")
+    if epoch is None:  # stopped before its first epoch ended: start it again, in place
+        return resume, None
+    return resume, str(resume / "checkpoints" / CHECKPOINT)
+
+
+def _stopped(stop: SystemExit, run_dir: Path) -> BaseException:
+    """What a `SystemExit` out of Lightning's fit means: a signal's stop, or itself."""
+    if isinstance(stop, SIGTERMException):
+        signum = signal.SIGTERM
+    elif isinstance(stop.__context__, KeyboardInterrupt):
+        signum = signal.SIGINT
+        # Lightning ignores further Ctrl-C while it shuts down, and leaves it so.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    else:
+        return stop
+    epoch = checkpoint_epoch(run_dir / "checkpoints")
+    return TrainingStopped(signum, run_dir, 0 if epoch is None else epoch + 1)
 
 
 def calibrate(parser: Parser, model: JointModel, examples: Sequence[Example]) -> float:
@@ -248,11 +323,17 @@ def _trainer(cfg: ExperimentConfig, run_dir: Path, keep_best: KeepBest) -> pl.Tr
         gradient_clip_val=cfg.train.gradient_clip or None,
         gradient_clip_algorithm=cfg.train.gradient_clip_algorithm,
         callbacks=[
-            EarlyStopping(keep_best.monitor, mode="max", patience=cfg.train.patience),
+            EarlyStopping(
+                keep_best.monitor,
+                mode="max",
+                patience=cfg.train.patience,
+                check_on_train_epoch_end=False,  # after dev scoring, also in a resumed run
+            ),
             keep_best,
+            EpochCheckpoint(run_dir / "checkpoints"),
         ],
         logger=_loggers(cfg, run_dir),
-        enable_checkpointing=False,
+        enable_checkpointing=True,  # EpochCheckpoint stands in for the default one
         enable_progress_bar=cfg.train.progress_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
