@@ -66,7 +66,9 @@ def train(
 
 
 def _recorded_config(run_dir: Path) -> Path:
-    path = run_dir / "train_config.yaml"  # nlu.training.train.RUN_CONFIG; read without Lightning
+    from nlu.training.rundir import RUN_CONFIG  # plain Python: Lightning is not loaded yet
+
+    path = run_dir / RUN_CONFIG
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; --resume expects a run directory of nlu train")
     return path

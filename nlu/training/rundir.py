@@ -11,6 +11,10 @@ from pathlib import Path
 from nlu.config import ExperimentConfig
 from nlu.files import write_text_atomic
 
+# The resolved config a run records when it starts, which `--resume` reads back (not
+# config.yaml: that name marks a model directory, see archive.resolve_model_dir).
+RUN_CONFIG = "train_config.yaml"
+
 
 def is_worker_process() -> bool:
     """Whether this is a rank > 0 of a distributed run, which writes nothing."""

@@ -35,6 +35,7 @@ from nlu.training.callbacks import CHECKPOINT, EpochCheckpoint, KeepBest, checkp
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule, rare_word_probs
 from nlu.training.rundir import (
+    RUN_CONFIG,
     earlier_log,
     is_worker_process,
     merge_log,
@@ -44,10 +45,6 @@ from nlu.training.rundir import (
 from nlu.vocab import Vocabs
 
 _log = logging.getLogger(__name__)
-
-# The resolved config a run records when it starts, which `--resume` reads back (not
-# config.yaml: that name marks a model directory, see archive.resolve_model_dir).
-RUN_CONFIG = "train_config.yaml"
 
 
 @dataclass(frozen=True)
@@ -169,9 +166,10 @@ def fit(cfg: ExperimentConfig, resume: Path | None = None) -> Fitted:
         model = build_model(cfg.model, data.vocabs)
         pretrained = _load_pretrained(model, cfg.model, data.vocabs)
         module = _module(cfg, model, data)
-        run_dir, checkpoint = _run_dir(cfg, resume)
+        run_dir, epoch = _run_dir(cfg, resume)
+        checkpoint = None if epoch is None else str(run_dir / "checkpoints" / CHECKPOINT)
         log = run_dir / "logs" / "metrics.csv"
-        earlier = earlier_log(log, checkpoint_epoch(run_dir / "checkpoints")) if checkpoint else []
+        earlier = [] if epoch is None else earlier_log(log, epoch)
         keep_best = KeepBest(f"val_{cfg.train.monitor}")
         trainer = _trainer(cfg, run_dir, keep_best)
         fit_started = time.perf_counter()
@@ -198,20 +196,18 @@ def fit(cfg: ExperimentConfig, resume: Path | None = None) -> Fitted:
     )
 
 
-def _run_dir(cfg: ExperimentConfig, resume: Path | None) -> tuple[Path, str | None]:
-    """The run directory, and the checkpoint to go on from (None for a new run).
+def _run_dir(cfg: ExperimentConfig, resume: Path | None) -> tuple[Path, int | None]:
+    """The run directory, and the epoch its checkpoint ends, to go on from (None: start).
 
-    A new run records its resolved config there first, which `--resume` reads back.
+    A new run records its resolved config there first, which `--resume` reads back. A resumed
+    run stopped before its first epoch ended starts again, in place.
     """
-    if resume is None:
-        run_dir = new_run_dir(cfg)
-        if not is_worker_process():
-            write_text_atomic(run_dir / RUN_CONFIG, dump_config(cfg))
-        return run_dir, None
-    epoch = checkpoint_epoch(resume / "checkpoints")
-    if epoch is None:  # stopped before its first epoch ended: start it again, in place
-        return resume, None
-    return resume, str(resume / "checkpoints" / CHECKPOINT)
+    if resume is not None:
+        return resume, checkpoint_epoch(resume / "checkpoints")
+    run_dir = new_run_dir(cfg)
+    if not is_worker_process():
+        write_text_atomic(run_dir / RUN_CONFIG, dump_config(cfg))
+    return run_dir, None
 
 
 def _stopped(stop: SystemExit, run_dir: Path) -> BaseException:
