@@ -14,7 +14,7 @@ from torch import Tensor
 from torchcrf import CRF
 
 from nlu.modules.decode_tables import Constraints, DecodesWithTables, DecodeTables
-from nlu.modules.forward_backward import ForwardBackward, best_paths, forward_backward
+from nlu.modules.forward_backward import ForwardBackward, decode, forward_backward
 from nlu.modules.viterbi import kbest_paths
 
 
@@ -54,8 +54,7 @@ class LinearChainCRF(DecodesWithTables):
 
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:
         """Best tag ids of each sentence as lists trimmed to the sentence lengths."""
-        tables = self.tables()
-        return best_paths(forward_backward(emissions, mask, tables), emissions, mask, tables)
+        return decode(emissions, mask, self.tables())
 
     def kbest(self, emissions: Tensor, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (emissions: (T, K)) with their scores."""

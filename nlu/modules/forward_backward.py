@@ -64,6 +64,11 @@ def forward_backward(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> F
     return fb
 
 
+def decode(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> list[list[int]]:
+    """The best path of each sentence: `best_paths` of a fresh forward-backward."""
+    return best_paths(forward_backward(emissions, mask, tables), emissions, mask, tables)
+
+
 def best_paths(
     fb: ForwardBackward, emissions: Tensor, mask: Tensor, tables: DecodeTables
 ) -> list[list[int]]:

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from nlu.modules.confidence import CRFConfidence, SoftmaxConfidence
 from nlu.modules.crf import LinearChainCRF
 from nlu.modules.decode_tables import Constraints, DecodesWithTables, DecodeTables
-from nlu.modules.forward_backward import best_paths, forward_backward
+from nlu.modules.forward_backward import best_paths, decode, forward_backward
 from nlu.modules.viterbi import kbest_paths
 
 
@@ -53,8 +53,7 @@ class SoftmaxTagHead(DecodesWithTables):
         token, or with constraints the best allowed sequence of token log-probabilities (found
         as the CRF's are, see `LinearChainCRF.decode`)."""
         if self.constrained:
-            log_probs, tables = scores.log_softmax(dim=-1), self.tables()
-            return best_paths(forward_backward(log_probs, mask, tables), log_probs, mask, tables)
+            return decode(scores.log_softmax(dim=-1), mask, self.tables())
         lengths = mask.sum(dim=1).tolist()
         return [row[:n] for row, n in zip(scores.argmax(dim=-1).tolist(), lengths)]
 

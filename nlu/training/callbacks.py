@@ -12,6 +12,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import Callback, Checkpoint
 
+from nlu.files import write_text_atomic
+
 CHECKPOINT = "last.ckpt"
 CHECKPOINT_INFO = "last.json"  # the checkpoint's epoch, readable without unpickling it
 
@@ -71,9 +73,7 @@ class EpochCheckpoint(Checkpoint):
         if trainer.is_global_zero:
             os.replace(tmp, path)
             info = {"epoch": trainer.current_epoch, "global_step": trainer.global_step}
-            info_tmp = self.folder / f".{CHECKPOINT_INFO}.tmp"
-            info_tmp.write_text(json.dumps(info) + "\n")
-            os.replace(info_tmp, self.folder / CHECKPOINT_INFO)
+            write_text_atomic(self.folder / CHECKPOINT_INFO, json.dumps(info) + "\n")
 
 
 def checkpoint_epoch(folder: Path) -> int | None:
