@@ -50,3 +50,36 @@ def test_evaluation_batches_are_every_process_s_own():
         sampler = BucketBatchSampler(lengths, batch_size=10, shuffle=False, shard=False)
         sampler.rank, sampler.world_size = rank, 2
         assert list(sampler) == alone
+
+
+def test_lightning_gives_every_training_epoch_its_own_shuffle():
+    # Lightning sets the epoch only through `batch_sampler.sampler`: without it, every epoch
+    # would run the batches of epoch 0 in the same order.
+    import pytorch_lightning as pl
+    import torch
+    from torch.utils.data import DataLoader
+
+    seen: list[list[int]] = []
+
+    class Record(pl.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.zeros(()))
+
+        def training_step(self, batch, batch_idx):
+            if batch_idx == 0:
+                seen.append(batch.tolist())
+            return (self.weight - batch.float().mean()) ** 2
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    sampler = BucketBatchSampler(list(range(100)), batch_size=10, seed=1)
+    loader = DataLoader(torch.arange(100), batch_sampler=sampler)
+    trainer = pl.Trainer(max_epochs=3, accelerator="cpu", logger=False, enable_progress_bar=False,
+                         enable_checkpointing=False, enable_model_summary=False)  # fmt: skip
+    trainer.fit(Record(), loader)
+    assert len(seen) == 3 and len({tuple(b) for b in seen}) == 3
+    again = BucketBatchSampler(list(range(100)), batch_size=10, seed=1)
+    again.set_epoch(2)
+    assert seen[2] == next(iter(again))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 from typing import Any
 
 import numpy as np
@@ -42,8 +41,10 @@ class NLUModule(pl.LightningModule):
         lr_schedule: str = "constant",
         lr_final: float = 0.05,
         ema_decay: float = 0.0,
+        seed: int = 0,
     ) -> None:
         super().__init__()
+        self.seed = seed
         self.model = model
         self.tag_names = tag_names
         self.intent_names = intent_names
@@ -98,6 +99,13 @@ class NLUModule(pl.LightningModule):
         if stage == "val":
             self._accumulate(batch, output)
         return losses.total
+
+    def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
+        # The step's random draws (dropout, word dropout) come from a stream seeded by the run's
+        # seed, this process's rank and the step, not from wherever the global stream stands:
+        # a resumed run draws what the uninterrupted run did, whatever Lightning and the data
+        # loaders drew in between, and DDP processes draw different masks.
+        torch.manual_seed(step_seed(self.seed, self.global_rank, self.global_step))
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         # Unknown words at test time (new city names, airport codes) must be read from their
@@ -185,15 +193,13 @@ class NLUModule(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # What a resumed run needs beyond the weights, optimizer and schedule that Lightning
-        # saves: the random streams (dropout, word dropout), so that it goes on exactly as the
-        # run would have, and the moving average with the training weights it stands in for.
-        checkpoint["nlu"] = {"rng": rng_states(), "ema": self._ema, "raw": self._raw}
+        # saves: the moving average with the training weights it stands in for. (No random
+        # state: every step seeds its own, see on_train_batch_start.)
+        checkpoint["nlu"] = {"ema": self._ema, "raw": self._raw}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         saved = checkpoint.get("nlu", {})
         self._ema, self._raw = saved.get("ema"), saved.get("raw")
-        if "rng" in saved:
-            set_rng_states(saved["rng"])
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -234,21 +240,6 @@ def gradient_stats(
     return norm, (norm > clip).float()
 
 
-def rng_states() -> dict[str, Any]:
-    """The states of every random stream training draws from."""
-    states = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
-    }
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
-    return states
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    torch.set_rng_state(states["torch"])
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
-    if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """A well-mixed 63-bit seed for one training step of one process."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(2, np.uint64)[0] >> 1)

@@ -40,12 +40,15 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.pool_batches = pool_batches
         self.shard = shard
         self.epoch = 0
+        # Lightning hands each epoch's number to `batch_sampler.sampler.set_epoch`, never to a
+        # batch sampler's own; this one draws its own order, so it is its own `sampler`.
+        self.sampler = self
         distributed = dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if distributed else 0
         self.world_size = dist.get_world_size() if distributed else 1
 
     def set_epoch(self, epoch: int) -> None:
-        """Called by Lightning at the start of each epoch so every epoch shuffles differently."""
+        """Lightning calls it (through `self.sampler`) before each epoch: a new shuffle."""
         self.epoch = epoch
 
     def _batches(self) -> list[list[int]]:

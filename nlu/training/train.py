@@ -303,6 +303,7 @@ def _module(cfg: ExperimentConfig, model: JointModel, data: NLUDataModule) -> NL
         lr_schedule=cfg.train.lr_schedule,
         lr_final=cfg.train.lr_final,
         ema_decay=cfg.train.ema_decay,
+        seed=cfg.train.seed,
     )
 
 
