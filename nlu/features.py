@@ -64,6 +64,14 @@ class Batch:
     gold_tags: list[list[str]] | None = field(default=None)  # strings, for scoring
     gold_intents: list[str] | None = field(default=None)
 
+    def to(self, device: torch.device) -> Batch:
+        """This batch with its tensors on `device` (moved in place; the strings stay)."""
+        for name in ("word_ids", "char_ids", "mask", "tag_ids", "intent_ids"):
+            tensor = getattr(self, name)
+            if tensor is not None and tensor.device != device:
+                setattr(self, name, tensor.to(device, non_blocking=True))
+        return self
+
 
 def _pad(rows: Sequence[Sequence[int]], length: int) -> list[list[int]]:
     return [list(row) + [0] * (length - len(row)) for row in rows]

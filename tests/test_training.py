@@ -70,3 +70,26 @@ def test_training_leaves_warning_filters_and_logger_levels_as_it_found_them(tmp_
     train(load_config(None, [*TINY_OVERRIDES, "train.max_epochs=1", f"runs_dir={tmp_path}"]))
     assert warnings.filters == filters
     assert [logging.getLogger(name).level for name in names] == levels
+
+
+def test_without_a_terminal_each_epoch_is_one_line_of_the_log(tmp_path, capsys):
+    """Under pytest stdout is no terminal: no progress bar, one line an epoch on stderr, with
+    the numbers of that epoch's row in logs/metrics.csv."""
+    import csv
+
+    from nlu.config import load_config
+    from nlu.training.train import train
+
+    cfg = load_config(None, [*TINY_OVERRIDES, "train.max_epochs=3", "train.progress_bar=true",
+                             f"runs_dir={tmp_path}"])  # fmt: skip
+    result = train(cfg)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
+    with (result.run_dir / "logs" / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 3  # one row an epoch: its training means beside its dev scores
+    for line, row in zip(lines, rows):
+        assert f"train loss {float(row['train_loss_epoch']):.4f}" in line
+        assert f"dev slot F1 {float(row['val_slot_f1']):.2f}" in line
+        assert f"sentence {float(row['val_sentence_accuracy']):.2f}" in line
+    assert f"best: epoch {result.best_epoch + 1} (sentence_accuracy " in lines[-1]

@@ -1,12 +1,14 @@
-"""Lightning callbacks of a training run: the best epoch's weights, and the checkpoint that
-lets a stopped run resume."""
+"""Lightning callbacks of a training run: the best epoch's weights, one line an epoch for a log,
+and the checkpoint that lets a stopped run resume."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import pytorch_lightning as pl
 import torch
@@ -46,6 +48,36 @@ class KeepBest(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.best, self.best_epoch = state_dict["best"], state_dict["best_epoch"]
         self.state = state_dict["state"]
+
+
+class EpochLine(Callback):
+    """One line an epoch, for output that is not a terminal (CI, a cluster job, `nohup`), where
+    a progress bar would fill the log: training loss, dev scores, seconds, and the best epoch
+    so far (from `keep_best`, which must come before this callback). Rank 0 alone writes."""
+
+    def __init__(self, keep_best: KeepBest, stream: TextIO | None = None) -> None:
+        self.keep_best = keep_best
+        self.stream = stream
+        self.started = time.perf_counter()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.started = time.perf_counter()
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        m = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        best = self.keep_best
+        line = (
+            f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+            f"  train loss {m.get('train_loss_epoch', float('nan')):.4f}"
+            f"  dev slot F1 {m['val_slot_f1']:.2f}  intent {m['val_intent_accuracy']:.2f}"
+            f"  sentence {m['val_sentence_accuracy']:.2f}"
+            f"  {time.perf_counter() - self.started:.1f} s"
+            f"  best: epoch {best.best_epoch + 1} ({best.monitor.removeprefix('val_')} "
+            f"{best.best:.2f})"
+        )
+        print(line, file=self.stream or sys.stderr, flush=True)
 
 
 class EpochCheckpoint(Checkpoint):

@@ -62,6 +62,9 @@ class NLUModule(pl.LightningModule):
         self._ema: list[torch.Tensor] | None = None  # moving average of the parameters
         self._raw: list[torch.Tensor] | None = None  # training weights while EMA ones are in
         self._counts = torch.zeros(6, dtype=torch.long)
+        # This epoch's training sums: loss, slot and intent loss (each times the batch size),
+        # examples; gradient norm, clipped steps, steps. On the model's device: no sync a step.
+        self.register_buffer("_train_sums", torch.zeros(7, dtype=torch.float64), persistent=False)
 
     def forward(self, batch: Batch):
         return self.model.forward_batch(batch)
@@ -70,35 +73,24 @@ class NLUModule(pl.LightningModule):
         output = self.model.forward_batch(batch)
         losses = self.model.loss(output, batch.tag_ids, batch.intent_ids)
         size = batch.word_ids.shape[0]
-        on_step = stage == "train"
-        self.log(
-            f"{stage}_loss",
-            losses.total,
-            batch_size=size,
-            prog_bar=True,
-            on_step=on_step,
-            on_epoch=True,
-            sync_dist=True,  # under DDP, the epoch's mean over every process's batches
-        )
-        self.log(
-            f"{stage}_slot_loss",
-            losses.slot,
-            batch_size=size,
-            on_step=False,
-            on_epoch=True,
-            sync_dist=True,
-        )
-        self.log(
-            f"{stage}_intent_loss",
-            losses.intent,
-            batch_size=size,
-            on_step=False,
-            on_epoch=True,
-            sync_dist=True,
-        )
-        if stage == "val":
-            self._accumulate(batch, output)
+        if stage == "train":
+            # Summed here and logged once an epoch (on_validation_epoch_end): Lightning's
+            # self.log walks its whole result collection at every call, a tenth of a CPU step.
+            stats = torch.stack([losses.total, losses.slot, losses.intent]).detach()
+            self._train_sums[:4] += torch.cat([stats * size, stats.new_ones(1) * size])
+            if self._progress_bar:
+                self.log("loss", losses.total, prog_bar=True, logger=False, batch_size=size)
+            return losses.total
+        for name, value in (("loss", losses.total), ("slot_loss", losses.slot),
+                            ("intent_loss", losses.intent)):  # fmt: skip
+            # Under DDP every process scores all of dev: the same means everywhere.
+            self.log(f"val_{name}", value, batch_size=size, on_epoch=True, prog_bar=name == "loss")
+        self._accumulate(batch, output)
         return losses.total
+
+    @property
+    def _progress_bar(self) -> bool:
+        return self._trainer is not None and self.trainer.progress_bar_callback is not None
 
     def on_train_batch_start(self, batch: Batch, batch_idx: int) -> None:
         # The step's random draws (dropout, word dropout) come from a stream seeded by the run's
@@ -145,8 +137,29 @@ class NLUModule(pl.LightningModule):
             "val_intent_accuracy": 100 * intent_ok / max(n, 1),
             "val_sentence_accuracy": 100 * sentence_ok / max(n, 1),
         }
+        if self.trainer.state.fn == "fit":  # the epoch's training means, in dev's log row
+            metrics.update(self._train_means())
         for name, value in metrics.items():
-            self.log(name, value, prog_bar=True, sync_dist=False, rank_zero_only=False)
+            self.log(name, value, prog_bar=name.startswith("val_"), sync_dist=False,
+                     rank_zero_only=False)  # fmt: skip
+
+    def _train_means(self) -> dict[str, float]:
+        """Means over the epoch's training batches of every process (examples weigh the
+        losses, steps the gradient figures)."""
+        sums = self._train_sums
+        if self.trainer.world_size > 1:
+            sums = self.trainer.strategy.reduce(sums.clone(), reduce_op="sum")
+        loss, slot, intent, examples, norm, clipped, steps = sums.tolist()
+        examples, steps = max(examples, 1.0), max(steps, 1.0)
+        return {
+            "train_loss_epoch": loss / examples,
+            "train_slot_loss": slot / examples,
+            "train_intent_loss": intent / examples,
+            # Lightning clips right after on_before_optimizer_step, where these are measured:
+            # the CSV log shows if gradient_clip is a rare safety net or a constant brake.
+            "train_grad_norm": norm / steps,
+            "train_grad_clipped": clipped / steps,
+        }
 
     # Exponential moving average of the weights: updated after every step, swapped in for
     # validation (so early stopping and the exported model see it) and out again for training.
@@ -160,16 +173,12 @@ class NLUModule(pl.LightningModule):
             torch._foreach_lerp_(self._ema, params, 1.0 - self.ema_decay)
 
     def on_before_optimizer_step(self, optimizer) -> None:
-        # Lightning clips right after this hook: log the norm it is about to clip and whether it
-        # will, so the CSV log shows if gradient_clip is a rare safety net or a constant brake.
-        # Both are averaged over the epoch's steps (batch_size=1 weighs every step the same).
         norm, clipped = gradient_stats(
             [p.grad for p in self.parameters() if p.grad is not None],
             self.trainer.gradient_clip_val,
             self.trainer.gradient_clip_algorithm or "norm",  # a str enum
         )
-        for name, value in (("train_grad_norm", norm), ("train_grad_clipped", clipped)):
-            self.log(name, value, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)
+        self._train_sums[4:] += torch.stack([norm, clipped, torch.ones_like(norm)])
 
     def on_validation_epoch_start(self) -> None:
         self._counts = torch.zeros(6, dtype=torch.long)
@@ -180,6 +189,7 @@ class NLUModule(pl.LightningModule):
                 torch._foreach_copy_([p.data for p in params], self._ema)
 
     def on_train_epoch_start(self) -> None:
+        self._train_sums.zero_()
         self._restore_training_weights()
 
     def on_fit_end(self) -> None:

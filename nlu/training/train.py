@@ -6,6 +6,7 @@ import importlib.util
 import json
 import logging
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -31,7 +32,13 @@ from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
 from nlu.schema import Example
-from nlu.training.callbacks import CHECKPOINT, EpochCheckpoint, KeepBest, checkpoint_epoch
+from nlu.training.callbacks import (
+    CHECKPOINT,
+    EpochCheckpoint,
+    EpochLine,
+    KeepBest,
+    checkpoint_epoch,
+)
 from nlu.training.datamodule import NLUDataModule
 from nlu.training.module import NLUModule, rare_word_probs
 from nlu.training.rundir import (
@@ -308,6 +315,8 @@ def _module(cfg: ExperimentConfig, model: JointModel, data: NLUDataModule) -> NL
 
 
 def _trainer(cfg: ExperimentConfig, run_dir: Path, keep_best: KeepBest) -> pl.Trainer:
+    # Lightning's bar on a terminal; in a log (CI, cluster jobs, nohup), one line an epoch.
+    bar = cfg.train.progress_bar and sys.stdout.isatty()
     return pl.Trainer(
         max_epochs=cfg.train.max_epochs,
         accelerator=cfg.train.accelerator,
@@ -327,11 +336,12 @@ def _trainer(cfg: ExperimentConfig, run_dir: Path, keep_best: KeepBest) -> pl.Tr
                 check_on_train_epoch_end=False,  # after dev scoring, also in a resumed run
             ),
             keep_best,
+            *([] if bar else [EpochLine(keep_best)]),
             EpochCheckpoint(run_dir / "checkpoints"),
         ],
         logger=_loggers(cfg, run_dir),
         enable_checkpointing=True,  # EpochCheckpoint stands in for the default one
-        enable_progress_bar=cfg.train.progress_bar,
+        enable_progress_bar=bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         log_every_n_steps=20,
