@@ -16,8 +16,10 @@ from typing import Any, Literal, TypeVar
 import yaml
 
 # The model directory's format. 2: the weights carry the intent temperature
-# (`intent_head.temperature`); a format 1 archive loads with temperature 1.
-FORMAT_VERSION = 2
+# (`intent_head.temperature`); a format 1 archive loads with temperature 1. 3: the config has
+# model.crf_likelihood and info.json the run's provenance; a format 2 archive loads with the
+# default likelihood (it only matters to training) and no provenance.
+FORMAT_VERSION = 3
 T = TypeVar("T")
 
 

@@ -63,3 +63,31 @@ def test_weights_that_do_not_fit_the_config(model_copy):
     config.write_text(config.read_text().replace("hidden_dim: 32", "hidden_dim: 33"))
     with pytest.raises(ValueError, match="weights do not fit config.yaml"):
         Parser.load(model_copy)
+
+
+def test_a_format_2_archive_loads_and_parses_as_it_did(parser, tmp_path):
+    """Format 2 had no model.crf_likelihood in its config and no provenance in info.json."""
+    from safetensors.torch import load_file, save_file
+
+    from nlu.config import FORMAT_VERSION
+
+    old = archive.save(tmp_path / "old", parser.config, parser.vocabs, parser.model,
+                       {**parser.info, "provenance": [{"seed": 1}]})  # fmt: skip
+    config = old / "config.yaml"
+    text = config.read_text().replace(f"format_version: {FORMAT_VERSION}", "format_version: 2")
+    assert "  crf_likelihood: scaled\n" in text
+    config.write_text(text.replace("  crf_likelihood: scaled\n", ""))
+    vocab = old / "vocab.json"
+    vocab.write_text(json.dumps({**json.loads(vocab.read_text()), "format_version": 2}))
+    info = json.loads((old / "info.json").read_text())
+    del info["provenance"]
+    (old / "info.json").write_text(json.dumps(info))
+    weights = old / "model.safetensors"
+    save_file(load_file(str(weights)), str(weights), metadata={"format_version": "2"})
+
+    loaded = Parser.load(old)
+    assert loaded.config.model.crf_likelihood == "scaled"
+    texts = ["show me flights from boston to london on friday", "taxi in dallas"]
+    assert [p.to_dict() for p in loaded.parse_batch(texts)] == [
+        p.to_dict() for p in parser.parse_batch(texts)
+    ]

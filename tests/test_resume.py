@@ -81,6 +81,10 @@ def test_a_killed_run_resumes_to_the_uninterrupted_run_s_very_weights(tmp_path):
     whole_info = json.loads((whole_dir / "info.json").read_text())
     assert info["best_epoch"] == whole_info["best_epoch"]
     assert info["epochs_run"] == epochs
+    # The start and the resume each left a record of what ran (nlu.training.provenance).
+    assert [e["resumed_from_epoch"] for e in info["provenance"]][0] is None
+    assert info["provenance"][1]["resumed_from_epoch"] >= 3
+    assert json.loads((run_dir / "provenance.json").read_text()) == info["provenance"]
     # The log holds each epoch once: the rows of the cut-short epoch were dropped.
     rows = (run_dir / "logs" / "metrics.csv").read_text().splitlines()
     header = rows[0].split(",")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from nlu.config import FORMAT_VERSION
 from nlu.server import REUSE_PORT, ServerSettings, create_app, listening_socket
 from tests.conftest import assert_same_parses
 
@@ -51,7 +52,7 @@ def test_batch_matches_single(client):
 def test_health_model_and_docs(client):
     assert client.get("/health").json() == {"status": "ok"}
     model = client.get("/model").json()
-    assert model["name"] == "tiny" and model["format_version"] == 2
+    assert model["name"] == "tiny" and model["format_version"] == FORMAT_VERSION
     assert "flight" in model["intents"] and "toloc.city_name" in model["slot_types"]
     assert "dev" in model["metrics"] and model["quantized"] is False
     assert model["precision"] == "float32"

@@ -67,6 +67,27 @@ def load_splits(cfg: DataConfig) -> Splits:
     return Splits(train, dev, test, record)
 
 
+def data_files(cfg: DataConfig) -> list[Path]:
+    """The files that `load_splits(cfg)` reads, for the record (a folder: every file in it).
+    A name that is no local path (a Hugging Face hub dataset) has none."""
+    if cfg.train:
+        paths = [Path(p) for p in (cfg.train, cfg.dev, cfg.test) if p]
+    else:
+        paths = []
+        for split in (cfg.train_split, cfg.dev_split, cfg.test_split):
+            try:
+                paths.append(resolve_split(cfg.name, split))
+            except FileNotFoundError:
+                pass  # no such split: load_splits says so where it matters
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(f for f in path.rglob("*") if f.is_file()))
+        elif path.is_file():
+            files.append(path)
+    return files
+
+
 def _optional_split(name: str, split: str) -> list[Example] | None:
     try:
         folder = resolve_split(name, split)

@@ -32,6 +32,7 @@ from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
 from nlu.schema import Example
+from nlu.training import provenance
 from nlu.training.callbacks import (
     CHECKPOINT,
     EpochCheckpoint,
@@ -123,6 +124,7 @@ class Fitted:
     fit_seconds: float  # the training loop alone
     pretrained: dict[str, object]  # how much of model.pretrained_vectors was found; {} without
     writes: bool  # rank 0: the one process that writes the run directory
+    provenance: list[dict[str, object]]  # one record a start or resume (nlu.training.provenance)
 
 
 def train(cfg: ExperimentConfig, resume: Path | None = None) -> TrainResult:
@@ -179,6 +181,11 @@ def fit(cfg: ExperimentConfig, resume: Path | None = None) -> Fitted:
         earlier = [] if epoch is None else earlier_log(log, epoch)
         keep_best = KeepBest(f"val_{cfg.train.monitor}")
         trainer = _trainer(cfg, run_dir, keep_best)
+        history = []
+        if not is_worker_process():
+            resumed = None if epoch is None else epoch + 1
+            entry = provenance.record(cfg, trainer.world_size, resumed)
+            history = provenance.append(run_dir, entry)
         fit_started = time.perf_counter()
         try:
             # The checkpoint holds RNG states (NumPy's, Python's), which torch's weights-only
@@ -200,6 +207,7 @@ def fit(cfg: ExperimentConfig, resume: Path | None = None) -> Fitted:
         fit_seconds=fit_seconds,
         pretrained=pretrained,
         writes=trainer.is_global_zero,
+        provenance=history,
     )
 
 
@@ -295,6 +303,7 @@ def _info(
         info["pretrained_vectors"] = fitted.pretrained
     if fitted.data.splits.dev_split is not None:
         info["dev_split"] = fitted.data.splits.dev_split
+    info["provenance"] = fitted.provenance
     return info
 
 
