@@ -177,14 +177,52 @@ def test_frozen_encoder_equals_the_packed_one(kind, bidirectional):
     inputs = torch.randn(4, 7, E)
     mask = torch.arange(7)[None, :] < torch.tensor([7, 2, 5, 1])[:, None]
     with torch.no_grad():
-        packed = encoder(inputs, mask)
+        packed = (
+            encoder(inputs, mask)
+            if kind == "peephole_lstm"
+            else encoder._forward_packed(inputs, mask)
+        )
         encoder.freeze()
         split = encoder(inputs, mask)
     # Only PyTorch's fused float layers are split; the peephole LSTM never packs.
     assert (encoder._directions is not None) == (kind != "peephole_lstm")
     torch.testing.assert_close(split, packed, atol=1e-6, rtol=0)
     encoder.train()
-    assert encoder._directions is None  # training goes back to packing
+    assert encoder._directions is None  # training drops the frozen modules
+
+
+@pytest.mark.parametrize("kind", ["rnn", "irnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_training_on_the_cpu_splits_directions_with_the_packed_states_and_gradients(
+    kind, bidirectional
+):
+    """On a CPU a padded training batch runs one direction at a time through modules that
+    share the encoder's parameters: the states and every gradient are those of packing."""
+    torch.manual_seed(3)
+    encoder = RNNEncoder(E, H, kind=kind, num_layers=2, bidirectional=bidirectional).train()
+    inputs = torch.randn(4, 7, E)
+    mask = torch.arange(7)[None, :] < torch.tensor([7, 2, 5, 1])[:, None]
+    weights = torch.randn(4, 7, encoder.output_dim) * mask.unsqueeze(2)
+
+    def run(forward):
+        encoder.zero_grad()
+        states = forward(inputs, mask)
+        (states * weights).sum().backward()
+        return states.detach(), [p.grad.clone() for p in encoder.parameters()]
+
+    rng = torch.get_rng_state()
+    split, split_grads = run(encoder)
+    # Building the split modules draws no random numbers: a resumed run, which builds them at
+    # another step, must draw the dropout masks of an uninterrupted one.
+    assert torch.equal(torch.get_rng_state(), rng)
+    packed, packed_grads = run(encoder._forward_packed)
+    assert (
+        encoder._split is not None and encoder._split[0][0].weight_hh_l0 is encoder.rnn.weight_hh_l0
+    )
+    torch.testing.assert_close(split * mask.unsqueeze(2), packed, atol=1e-6, rtol=0)
+    for mine, theirs in zip(split_grads, packed_grads, strict=True):
+        torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)
+    assert not any("_split" in name for name, _ in encoder.named_parameters())
 
 
 def test_frozen_encoder_shares_the_weights():

@@ -45,8 +45,13 @@ class RNNEncoder(nn.Module):
         self.kind = kind
         self.bidirectional = bidirectional
         self._directions: list[list[nn.RNNBase]] | None = None  # see `freeze`
+        # One-direction float32 modules sharing self.rnn's parameters: the CPU path for padded
+        # batches, in training too (see `_split_modules`).
+        self._split: list[list[nn.RNNBase]] | None = None
+        self._split_of: tuple[int, ...] = ()
         self.output_dim = hidden_dim * (2 if bidirectional else 1)
         between = dropout if num_layers > 1 else 0.0
+        self.between = Dropout(between)
         if kind == "peephole_lstm":
             self.rnn: nn.Module = PeepholeLSTM(
                 input_dim, hidden_dim, num_layers, bidirectional, between, forget_bias
@@ -77,6 +82,14 @@ class RNNEncoder(nn.Module):
         if bool(mask.all()):
             # No padding (always so for one sentence): packing would only cost time.
             return self.rnn(inputs)[0]
+        if inputs.device.type == "cpu" and (split := self._split_modules()) is not None:
+            # A sixth faster than packing for a training step of the default BiLSTM (and
+            # tested equal): packing runs the recurrence off oneDNN's kernel (see `freeze`).
+            return self._forward_by_direction(inputs, mask, split)
+        return self._forward_packed(inputs, mask)
+
+    def _forward_packed(self, inputs: Tensor, mask: Tensor) -> Tensor:
+        """`forward` through the fused module on a packed batch (elsewhere than on a CPU)."""
         lengths = mask.sum(dim=1).clamp(min=1).cpu()
         packed = pack_padded_sequence(inputs, lengths, batch_first=True, enforce_sorted=False)
         states, _ = self.rnn(packed)
@@ -118,14 +131,39 @@ class RNNEncoder(nn.Module):
             self._directions = None
         return super().train(mode)
 
-    def _forward_by_direction(self, inputs: Tensor, mask: Tensor) -> Tensor:
-        """`forward` of a batch through the modules `freeze` built."""
+    def _split_modules(self) -> list[list[nn.RNNBase]] | None:
+        """One one-direction float32 module a layer and direction, sharing this encoder's
+        parameters (so training updates them through it); None for a module that is no float
+        `nn.LSTM`, `nn.GRU` or `nn.RNN` (a quantized one). Rebuilt if the parameters are
+        replaced rather than updated."""
+        rnn = self.rnn
+        if type(rnn) not in (nn.LSTM, nn.GRU, nn.RNN) or rnn.weight_ih_l0.dtype != torch.float32:
+            return None
+        params = tuple(id(p) for p in rnn.parameters())
+        if self._split is None or params != self._split_of:
+            self._split = [
+                [
+                    _one_direction(rnn, layer, suffix)
+                    for suffix in ("", "_reverse")[: 1 + rnn.bidirectional]
+                ]
+                for layer in range(rnn.num_layers)
+            ]
+            self._split_of = params
+        return self._split
+
+    def _forward_by_direction(
+        self, inputs: Tensor, mask: Tensor, directions: list[list[nn.RNNBase]] | None = None
+    ) -> Tensor:
+        """`forward` of a batch through one-direction modules: `directions`, or those `freeze`
+        built."""
         lengths = mask.sum(dim=1)  # (B,)
-        directions = self._directions
+        directions = directions or self._directions
         assert directions is not None
         # (B, T, E), then (B, T, directions * H) after each layer
         x = inputs.to(directions[0][0].weight_ih_l0.dtype)
-        for layer in directions:
+        for i, layer in enumerate(directions):
+            if i > 0:
+                x = self.between(x)  # the dropout a stacked fused module applies in training
             states = [layer[0](x)[0]]  # (B, T, H); padding comes after every real token
             if len(layer) == 2:
                 backward = layer[1](reverse_padded(x, lengths))[0]
@@ -142,7 +180,12 @@ def _one_direction(
     dtype."""
     extra = {"nonlinearity": rnn.nonlinearity} if isinstance(rnn, nn.RNN) else {}
     input_size = rnn.input_size if layer == 0 else rnn.hidden_size * (1 + rnn.bidirectional)
-    one = type(rnn)(input_size, rnn.hidden_size, bias=rnn.bias, batch_first=True, **extra)
+    # Built on the meta device, so that its own initialisation draws no random numbers (a run
+    # that builds it at another step than an uninterrupted one would draw other dropout);
+    # every tensor is then replaced by one of `rnn`'s.
+    one = type(rnn)(
+        input_size, rnn.hidden_size, bias=rnn.bias, batch_first=True, device="meta", **extra
+    )
     for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")[: 4 if rnn.bias else 2]:
         weight = getattr(rnn, f"{name}_l{layer}{suffix}")
         if weight.dtype != dtype:
