@@ -105,6 +105,9 @@ def _quiet_lightning() -> Iterator[None]:
         warnings.filterwarnings(
             "ignore", message=r"`isinstance\(treespec, LeafSpec\)`", category=FutureWarning
         )
+        # A resumed run's CSV logger warns that it will start its file afresh: `merge_log`
+        # puts the earlier epochs' rows back.
+        warnings.filterwarnings("ignore", message=r"Experiment logs directory .* not empty")
         try:
             yield
         finally:
