@@ -48,8 +48,9 @@ def evaluate(
         examples = read_seqio(resolve_split(data, split))
         predicted = predict(parser, examples)
         meta = {"model": str(model_dir), "data": data, "split": split}
+        known = _training_words(parser.config.data)
         evaluation = build_report(
-            examples, predicted.tags, predicted.intents, title=f"{data}/{split}", meta=meta
+            examples, predicted.tags, predicted.intents, f"{data}/{split}", meta, known
         )
     report = evaluation.report
     _render(report, f"{data}/{split}")
@@ -64,6 +65,19 @@ def evaluate(
         )
 
 
+def _training_words(data_cfg):
+    """The lower-cased words of the model's training split, read again from the data its
+    config names; None (and a note) when that data cannot be read here."""
+    from nlu.data.splits import load_splits
+    from nlu.eval.metrics import known_words
+
+    try:
+        return known_words(e.tokens for e in load_splits(data_cfg).train)
+    except (FileNotFoundError, ValueError) as error:
+        typer.echo(f"note: no unseen-word scores: the training data cannot be read ({error})")
+        return None
+
+
 def _render(report, title: str) -> None:
     from rich.table import Table
 
@@ -71,6 +85,10 @@ def _render(report, title: str) -> None:
     s = report.slot
     console.print(f"[bold]{title}[/bold]: {report.num_examples} utterances")
     console.print(f"slot       P {s.precision:6.2f}  R {s.recall:6.2f}  F1 {s.f1:6.2f}")
+    if report.slot_unseen is not None:
+        from nlu.eval.report import unseen_line
+
+        console.print(f"           {unseen_line(report)}")
     console.print(
         f"intent     accuracy {report.intent_accuracy:6.2f}  "
         f"(any-of-gold rule {report.intent_accuracy_any:6.2f})"

@@ -104,6 +104,8 @@ def test_evaluate_prints_scores_and_writes_json(trained, tiny_dir, tmp_path):
     assert "F1 100.00" in result.output and "sentence   accuracy 100.00" in result.output
     assert "per slot" in result.output and "toloc.city_name" in result.output
     assert json.loads(out.read_text())["slot"]["f1"] == 100.0
+    # Scored on its own training split, no span holds a word unseen in training.
+    assert json.loads(out.read_text())["slot_unseen"]["support"] == 0
 
 
 def test_evaluate_writes_a_report_of_a_tiny_model(trained, tiny_dir, tmp_path):
@@ -123,6 +125,27 @@ def test_evaluate_writes_a_report_of_a_tiny_model(trained, tiny_dir, tmp_path):
     assert "**[paris `toloc.country_name`]**" in errors
     page = (out / "report.html").read_text()
     assert "data:image/png;base64," in page and "test/seq.in:2" in page
+    # "paris" never occurs in the training split: its span counts among the unseen-word ones.
+    unseen = metrics["slot_unseen"]
+    assert (
+        unseen["support"] >= 1
+        and unseen["support"] + metrics["slot_seen"]["support"] == (metrics["slot"]["support"])
+    )
+    line = f"slot F1 on spans with a word unseen in training {unseen['f1']:.2f}"
+    assert line in result.output and line in (out / "slots.md").read_text()
+    assert "spans with a word unseen in training / the rest" in page
+
+
+def test_evaluate_without_the_training_data_says_so_and_scores(trained, tiny_dir, tmp_path):
+    import shutil
+
+    model = shutil.copytree(trained.model_dir, tmp_path / "model")
+    config = model / "config.yaml"
+    config.write_text(config.read_text().replace(f"name: {tiny_dir}", "name: /no/such/data"))
+    result = invoke("evaluate", "--model", str(model), "--data", str(tiny_dir))
+    assert result.exit_code == 0, result.output
+    assert "note: no unseen-word scores: the training data cannot be read" in result.output
+    assert "slot F1 on spans with a word unseen" not in result.output
 
 
 def test_evaluate_report_over_a_file_is_one_line(trained, tiny_dir, tmp_path):

@@ -41,3 +41,25 @@ def test_empty_and_mismatched_input():
         score([["O"]], ["a"], [], [])
     with pytest.raises(ValueError, match="sentence 0: 2 predicted tags for 1 gold tags"):
         score([["O"]], ["a"], [["O", "O"]], ["a"])
+
+
+def test_slot_scores_split_on_spans_holding_a_word_unseen_in_training():
+    from nlu.eval.metrics import known_words
+
+    known = known_words([["Fly", "to", "Boston"], ["from", "denver"]])
+    assert known == {"fly", "to", "boston", "from", "denver"}
+    tokens = [["fly", "to", "BOSTON", "from", "Xanadu", "city"], ["to", "Oslo"]]
+    gold = [["O", "O", "B-to", "O", "B-from", "I-from"], ["O", "B-to"]]
+    pred = [["O", "O", "B-to", "O", "B-from", "O"], ["O", "B-to"]]
+    report = score(gold, ["a", "a"], pred, ["a", "a"], tokens, known)
+    # Unseen-word spans: gold "Xanadu city" (missed: predicted "Xanadu" alone) and "Oslo"
+    # (right); predicted "Xanadu" and "Oslo". Seen: "BOSTON" (a case of "Boston"), right.
+    assert (report.slot_unseen.support, report.slot_unseen.predicted) == (2, 2)
+    assert report.slot_unseen.correct == 1 and report.slot_unseen.f1 == 50.0
+    assert (report.slot_seen.support, report.slot_seen.correct, report.slot_seen.f1) == (
+        1,
+        1,
+        100.0,
+    )
+    assert report.summary()["slot_f1_unseen"] == 50.0
+    assert score(gold, ["a", "a"], pred, ["a", "a"]).slot_unseen is None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from nlu.eval.metrics import Report, score
@@ -31,9 +31,20 @@ def predict(parser: Parser, examples: Sequence[Example], batch_size: int = 256) 
     )
 
 
-def evaluate(parser: Parser, examples: Sequence[Example], batch_size: int = 256) -> Report:
-    """Slot, intent and sentence scores of `parser` on `examples`."""
+def evaluate(
+    parser: Parser,
+    examples: Sequence[Example],
+    batch_size: int = 256,
+    known: Set[str] | None = None,
+) -> Report:
+    """Slot, intent and sentence scores of `parser` on `examples`; with the training words
+    (`nlu.eval.metrics.known_words`), slot scores on unseen-word spans and on the rest too."""
     predicted = predict(parser, examples, batch_size)
     return score(
-        [e.tags for e in examples], [e.intent for e in examples], predicted.tags, predicted.intents
+        [e.tags for e in examples],
+        [e.intent for e in examples],
+        predicted.tags,
+        predicted.intents,
+        [e.tokens for e in examples],
+        known,
     )

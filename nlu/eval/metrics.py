@@ -4,7 +4,7 @@ per-intent scores, and the intent confusion matrix."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,6 +38,10 @@ class Report:
     sentence_correct: int = 0
     per_slot: dict[str, SlotScore] = field(default_factory=dict)
     per_intent: dict[str, SlotScore] = field(default_factory=dict)  # exact-label rule
+    # Spans holding a word unseen in training, and the rest (see `known_words`); None when the
+    # training words were not given.
+    slot_unseen: SlotScore | None = None
+    slot_seen: SlotScore | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +55,11 @@ class Report:
             "intent_accuracy": self.intent_accuracy,
             "intent_accuracy_any": self.intent_accuracy_any,
             "sentence_accuracy": self.sentence_accuracy,
+            **(
+                {"slot_f1_unseen": self.slot_unseen.f1, "slot_f1_seen": self.slot_seen.f1}
+                if self.slot_unseen is not None and self.slot_seen is not None
+                else {}
+            ),
         }
 
 
@@ -60,6 +69,13 @@ def slot_score(correct: int, predicted: int, gold: int) -> SlotScore:
     recall = 100.0 * correct / gold if gold else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return SlotScore(precision, recall, f1, gold, predicted, correct)
+
+
+def known_words(token_lists: Iterable[Sequence[str]]) -> frozenset[str]:
+    """The lower-cased surface forms of the training tokens. A word outside them is unseen,
+    whatever a model's own normalisation makes of it, so every model trained on one split is
+    scored on the same unseen-word spans."""
+    return frozenset(token.lower() for tokens in token_lists for token in tokens)
 
 
 def intent_matches_any(gold: str, predicted: str) -> bool:
@@ -72,10 +88,14 @@ def score(
     gold_intents: Sequence[str],
     pred_tags: Sequence[Sequence[str]],
     pred_intents: Sequence[str],
+    tokens: Sequence[Sequence[str]] | None = None,
+    known: Set[str] | None = None,
 ) -> Report:
     """Score predicted tags and intents against gold ones, sentence by sentence.
 
     Labels never seen in training are just strings that never match: they count as errors.
+    Given each sentence's `tokens` and the training words (`known_words`), slot scores are also
+    split between spans that hold a word unseen in training and the rest.
     """
     if not (len(gold_tags) == len(gold_intents) == len(pred_tags) == len(pred_intents)):
         raise ValueError(
@@ -85,6 +105,7 @@ def score(
     gold_count: Counter[str] = Counter()
     pred_count: Counter[str] = Counter()
     correct_count: Counter[str] = Counter()
+    by_unseen: dict[str, Counter[bool]] = {"gold": Counter(), "pred": Counter(), "ok": Counter()}
     intent_right = intent_any = sentence_right = 0
     for i, (gold, pred) in enumerate(zip(gold_tags, pred_tags)):
         if len(gold) != len(pred):
@@ -93,6 +114,11 @@ def score(
         gold_count.update(s.label for s in gold_spans)
         pred_count.update(s.label for s in pred_spans)
         correct_count.update(s.label for s in gold_spans & pred_spans)
+        if tokens is not None and known is not None:
+            unseen = [t.lower() not in known for t in tokens[i]]
+            for key, group in (("gold", gold_spans), ("pred", pred_spans),
+                               ("ok", gold_spans & pred_spans)):  # fmt: skip
+                by_unseen[key].update(any(unseen[s.start : s.end]) for s in group)
         right = gold_intents[i] == pred_intents[i]
         intent_right += right
         intent_any += intent_matches_any(gold_intents[i], pred_intents[i])
@@ -125,6 +151,14 @@ def score(
         sentence_correct=sentence_right,
         per_slot=per_slot,
         per_intent=per_intent,
+        **(
+            {
+                f"slot_{name}": slot_score(*(by_unseen[k][flag] for k in ("ok", "pred", "gold")))
+                for name, flag in (("unseen", True), ("seen", False))
+            }
+            if tokens is not None and known is not None
+            else {}
+        ),
     )
 
 

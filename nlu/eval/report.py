@@ -7,7 +7,7 @@ this module also renders its Markdown parts, `nlu.eval.report_html` its page, an
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,13 @@ def build_report(
     pred_intents: Sequence[str],
     title: str = "evaluation",
     meta: dict[str, Any] | None = None,
+    known: Set[str] | None = None,
 ) -> EvaluationReport:
-    """Score predictions against `examples` and collect what is needed to look at the errors."""
+    """Score predictions against `examples` and collect what is needed to look at the errors;
+    `known`: the training words, for slot scores on unseen-word spans."""
     gold_intents = [e.intent for e in examples]
-    report = score([e.tags for e in examples], gold_intents, pred_tags, pred_intents)
+    tokens = [e.tokens for e in examples]
+    report = score([e.tags for e in examples], gold_intents, pred_tags, pred_intents, tokens, known)
     return EvaluationReport(
         title,
         report,
@@ -119,6 +122,16 @@ def _md(text: str) -> str:
     for char in "\\`*_[]<>|#":
         text = text.replace(char, "\\" + char)
     return text
+
+
+def unseen_line(r: Report) -> str:
+    """Slot F1 on spans holding a word unseen in training, and on the rest (one line)."""
+    unseen, seen = r.slot_unseen, r.slot_seen
+    assert unseen is not None and seen is not None
+    return (
+        f"slot F1 on spans with a word unseen in training {unseen.f1:.2f} "
+        f"({unseen.support} gold spans), on the rest {seen.f1:.2f} ({seen.support})"
+    )
 
 
 def score_rows(scores: dict[str, SlotScore]) -> list[tuple[str, SlotScore]]:
@@ -158,6 +171,7 @@ def slots_markdown(evaluation: EvaluationReport) -> str:
         f"{r.num_examples} utterances; slot P {r.slot.precision:.2f}, R {r.slot.recall:.2f}, "
         f"F1 {r.slot.f1:.2f} (exact span match). Support is the number of gold spans.",
         "",
+        *([unseen_line(r), ""] if r.slot_unseen is not None else []),
     ]
     worst = [
         "",

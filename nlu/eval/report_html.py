@@ -107,6 +107,17 @@ def _headline(evaluation: EvaluationReport) -> str:
             "slot precision / recall / F1",
             f"{r.slot.precision:.2f} / {r.slot.recall:.2f} / {r.slot.f1:.2f}",
         ),
+        *(
+            [
+                (
+                    "slot F1: spans with a word unseen in training / the rest",
+                    f"{r.slot_unseen.f1:.2f} ({r.slot_unseen.support} spans) / "
+                    f"{r.slot_seen.f1:.2f} ({r.slot_seen.support})",
+                )
+            ]
+            if r.slot_unseen is not None and r.slot_seen is not None
+            else []
+        ),
         ("intent accuracy", f"{r.intent_accuracy:.2f}"),
         ("intent accuracy, any-of-gold rule", f"{r.intent_accuracy_any:.2f}"),
         ("sentence accuracy (intent and every tag)", f"{r.sentence_accuracy:.2f}"),

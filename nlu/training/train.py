@@ -26,7 +26,7 @@ from nlu.analysis.curves import write_curves
 from nlu.config import ExperimentConfig, ModelConfig, dump_config
 from nlu.eval.calibration import calibrate_intents
 from nlu.eval.evaluate import evaluate
-from nlu.eval.metrics import Report
+from nlu.eval.metrics import Report, known_words
 from nlu.files import write_text_atomic
 from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
@@ -254,10 +254,12 @@ def calibrate(parser: Parser, model: JointModel, examples: Sequence[Example]) ->
 
 
 def score(parser: Parser, data: NLUDataModule) -> dict[str, Report]:
-    """Reports of the dev split and, where the dataset has one, the test split."""
-    reports = {"dev": evaluate(parser, data.dev_examples)}
+    """Reports of the dev split and, where the dataset has one, the test split, with slot F1
+    on spans holding a word unseen in training beside the rest."""
+    known = known_words(e.tokens for e in data.splits.train)
+    reports = {"dev": evaluate(parser, data.dev_examples, known=known)}
     if data.splits.test is not None:  # a dataset without a test split is fine
-        reports["test"] = evaluate(parser, data.splits.test)
+        reports["test"] = evaluate(parser, data.splits.test, known=known)
     return reports
 
 
