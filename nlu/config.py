@@ -17,8 +17,9 @@ import yaml
 
 # The model directory's format. 2: the weights carry the intent temperature
 # (`intent_head.temperature`); a format 1 archive loads with temperature 1. 3: the config has
-# model.crf_likelihood and info.json the run's provenance; a format 2 archive loads with the
-# default likelihood (it only matters to training) and no provenance.
+# model.crf_likelihood, model.intent_level and model.token_intent_vote, and info.json the run's
+# provenance; a format 2 archive loads with their defaults (what format 2 models did) and no
+# provenance.
 FORMAT_VERSION = 3
 T = TypeVar("T")
 
@@ -94,6 +95,13 @@ class ModelConfig:
     crf_likelihood: Literal["scaled", "pytorch-crf"] = "scaled"
     constrained_decoding: bool = False  # never decode O -> I-x or B-x -> I-y
     intent_pooling: Literal["max", "mean", "last", "attention"] = "max"
+    # "token": an intent distribution at every token, trained on the utterance's intent, and the
+    # utterance's intent from them by `token_intent_vote` (Stack-Propagation); the pooling is
+    # then unused. The intent context (slot_intent_dim) reads each token's own distribution.
+    intent_level: Literal["utterance", "token"] = "utterance"
+    # "average": the mean of the tokens' log-probabilities; "vote": each token's argmax is a
+    # vote, and the mean probability one more (which breaks ties and keeps a distribution).
+    token_intent_vote: Literal["average", "vote"] = "average"
     intent_weight: float = 1.0  # joint loss = slot loss + intent_weight * intent loss
     intent_parts: bool = False  # score "a#b" intent labels from a and b (see IntentParts)
     intent_label_smoothing: float = 0.0  # in [0, 1): the intent loss's target spreads this mass

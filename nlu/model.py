@@ -27,6 +27,7 @@ class Output:
     tag_scores: Tensor  # (B, T, num_tags)
     intent_logits: Tensor  # (B, num_intents)
     mask: Tensor  # (B, T) bool
+    token_intent_logits: Tensor | None = None  # (B, T, num_intents) at model.intent_level token
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,11 @@ class IntentContext(nn.Module):
         self.output_dim = dim
 
     def forward(self, intent_logits: Tensor, seq_len: int) -> Tensor:
-        """intent_logits: (B, num_intents) -> (B, T, dim), the same vector at every position."""
-        context = self.embed(intent_logits.softmax(dim=-1))  # (B, dim)
+        """intent_logits: (B, num_intents) -> (B, T, dim), the same vector at every position;
+        or each token's own, (B, T, num_intents) -> (B, T, dim)."""
+        context = self.embed(intent_logits.softmax(dim=-1))  # (B, dim) or (B, T, dim)
+        if context.dim() == 3:
+            return context
         return context.unsqueeze(1).expand(-1, seq_len, -1)
 
 
@@ -106,11 +110,13 @@ class JointModel(nn.Module):
             states = self.attention(states, mask)
         if self.training:
             states = self.dropout(states)
-        intent_logits = self.intent_head(states, mask)  # (B, num_intents)
+        # (B, num_intents), and (B, T, num_intents) at the token level
+        intent_logits, token_logits = self.intent_head.scores(states, mask)
         if self.intent_context is not None:
-            context = self.intent_context(intent_logits, states.shape[1])  # (B, T, C)
+            guide = intent_logits if token_logits is None else token_logits
+            context = self.intent_context(guide, states.shape[1])  # (B, T, C)
             states = torch.cat([states, context], dim=-1)  # (B, T, H + C)
-        return Output(self.tag_head(states), intent_logits, mask)
+        return Output(self.tag_head(states), intent_logits, mask, token_logits)
 
     def forward_batch(self, batch: Batch) -> Output:
         return self(batch.word_ids, batch.char_ids, batch.mask)
@@ -118,15 +124,21 @@ class JointModel(nn.Module):
     def loss(self, output: Output, tag_ids: Tensor, intent_ids: Tensor) -> Losses:
         """Joint loss = slot loss + intent_weight * intent loss."""
         slot = self.tag_head.loss(output.tag_scores, tag_ids, output.mask)
-        if (intent_ids != IGNORE_INTENT).any():
+        logits, targets = output.intent_logits, intent_ids
+        if output.token_intent_logits is not None:
+            # Every real token learns the utterance's intent; padding is ignored.
+            logits = output.token_intent_logits.flatten(0, 1)  # (B * T, num_intents)
+            per_token = intent_ids.unsqueeze(1).expand_as(output.mask)
+            targets = per_token.masked_fill(~output.mask, IGNORE_INTENT).flatten()
+        if (targets != IGNORE_INTENT).any():
             intent = F.cross_entropy(
-                output.intent_logits,
-                intent_ids,
+                logits,
+                targets,
                 ignore_index=IGNORE_INTENT,
                 label_smoothing=self.intent_label_smoothing,
             )
         else:
-            intent = output.intent_logits.sum() * 0.0
+            intent = logits.sum() * 0.0
         return Losses(slot + self.intent_weight * intent, slot, intent)
 
     def freeze(self, batch_dtype: torch.dtype = torch.float32) -> JointModel:
@@ -191,6 +203,8 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         cfg.intent_pooling,
         cfg.bidirectional,
         labels=vocabs.intents.itos if cfg.intent_parts else None,
+        level=cfg.intent_level,
+        vote=cfg.token_intent_vote,
     )
     return JointModel(
         embedding,

@@ -56,6 +56,42 @@ def test_attention_and_intent_context_keep_padding_out(extra):
     assert_alone_equals_batched(model, vocabs, 1, atol=1e-5)
 
 
+@pytest.mark.parametrize("vote", ["average", "vote"])
+@pytest.mark.parametrize("context", [0, 3])
+def test_token_level_intents_keep_padding_out(vote, context):
+    model, vocabs = make(intent_level="token", token_intent_vote=vote, slot_intent_dim=context)
+    for i in range(len(SENTENCES)):
+        assert_alone_equals_batched(model, vocabs, i, atol=1e-5)
+
+
+def test_token_level_intent_is_the_tokens_average_or_vote():
+    from nlu.modules.heads import IntentHead
+
+    head = IntentHead(4, 3, level="token", vote="average")
+    tokens = torch.tensor([[[5.0, 0, 0], [5.0, 0, 0], [0, 0, 20.0], [0, 30.0, 0]]])  # (1, 4, 3)
+    mask = torch.tensor([[True, True, True, False]])  # the last token is padding
+    average = head._combine(tokens, mask)
+    torch.testing.assert_close(average, tokens[:, :3].log_softmax(-1).mean(dim=1))
+    assert average.argmax().item() == 2  # one confident token outweighs two milder ones
+    head.vote = "vote"
+    voted = head._combine(tokens, mask)
+    assert voted.argmax().item() == 0  # two votes against one
+    assert float(voted.exp().sum()) == pytest.approx(1.0)  # still a distribution
+    with pytest.raises(ValueError, match=r"model.token_intent_vote: expected one of"):
+        IntentHead(4, 3, level="token", vote="majority")
+
+
+def test_token_level_intent_loss_trains_every_real_token():
+    model, vocabs = make(intent_level="token")
+    batch = collate([featurize(s, vocabs, Tokenizer(), ["O"] * len(s), "b") for s in SENTENCES])
+    out = model.forward_batch(batch)
+    assert out.token_intent_logits.shape == (3, 7, len(vocabs.intents))
+    real = out.token_intent_logits[batch.mask]  # (tokens, num_intents)
+    expected = torch.nn.functional.cross_entropy(real, torch.full((len(real),), 1))
+    losses = model.loss(out, batch.tag_ids, batch.intent_ids)
+    torch.testing.assert_close(losses.intent, expected)
+
+
 def test_intent_context_feeds_the_tag_scores():
     model, vocabs = make(slot_intent_dim=3)
     batch = collate([featurize(SENTENCES[0], vocabs, Tokenizer())])

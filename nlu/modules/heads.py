@@ -157,6 +157,8 @@ class AttentionPool(nn.Module):
         return torch.bmm(weights.unsqueeze(1), states).squeeze(1)  # (B, H)
 
 
+INTENT_LEVELS = ("utterance", "token")
+TOKEN_VOTES = ("average", "vote")
 INTENT_SEPARATOR = "#"  # ATIS writes a question with two intents as "atis_flight#atis_airfare"
 
 
@@ -203,8 +205,16 @@ class IntentHead(nn.Module):
         pooling: Pooling = "max",
         bidirectional: bool = True,
         labels: Sequence[str] | None = None,
+        level: str = "utterance",
+        vote: str = "average",
     ) -> None:
         super().__init__()
+        for field, value, valid in (("model.intent_level", level, INTENT_LEVELS),
+                                    ("model.token_intent_vote", vote, TOKEN_VOTES)):  # fmt: skip
+            if value not in valid:
+                raise ValueError(f"{field}: expected one of {list(valid)}, found {value!r}")
+        self.level = level
+        self.vote = vote
         self.pooling = pooling
         self.bidirectional = bidirectional
         self.attention = AttentionPool(input_dim) if pooling == "attention" else None
@@ -225,9 +235,33 @@ class IntentHead(nn.Module):
 
     def forward(self, states: Tensor, mask: Tensor) -> Tensor:
         """states: (B, T, H), mask: (B, T) -> intent logits (B, num_intents)."""
+        return self.scores(states, mask)[0]
+
+    def scores(self, states: Tensor, mask: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The utterances' intent logits (B, num_intents) and, at the token level, every
+        token's (B, T, num_intents); None at the utterance level."""
+        if self.level == "token":
+            tokens = self._labels(self.proj(states))  # (B, T, num_intents)
+            return self._combine(tokens, mask), tokens
         if self.attention is not None:
             pooled = self.attention(states, mask)
         else:
             pooled = pool(states, mask, self.pooling, self.bidirectional)
-        logits = self.proj(pooled)
+        return self._labels(self.proj(pooled)), None
+
+    def _labels(self, logits: Tensor) -> Tensor:
         return self.parts(logits) if self.parts is not None else logits
+
+    def _combine(self, tokens: Tensor, mask: Tensor) -> Tensor:
+        """The utterance's intent logits from its tokens' (padding left out): the mean of their
+        log-probabilities, or the log of (votes + mean probability) / (tokens + 1)."""
+        weights = mask.unsqueeze(2).to(tokens.dtype)  # (B, T, 1)
+        count = weights.sum(dim=1).clamp(min=1.0)  # (B, 1)
+        log_probs = tokens.log_softmax(dim=-1)
+        mean_log_prob = (log_probs * weights).sum(dim=1) / count
+        if self.vote == "average":
+            return mean_log_prob
+        votes = F.one_hot(tokens.argmax(dim=-1), tokens.shape[-1]).to(tokens.dtype)
+        votes = (votes * weights).sum(dim=1)  # (B, num_intents)
+        mean_prob = (log_probs.exp() * weights).sum(dim=1) / count
+        return torch.log((votes + mean_prob) / (count + 1.0))
