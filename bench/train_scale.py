@@ -82,7 +82,8 @@ def summarise(text: str, runs: Path) -> dict:
                       "best_epoch": info["best_epoch"] + 1, **scores})  # fmt: skip
     keys = [k for k in seeds[0] if k != "seed"]
     mean = {
-        k: f"{statistics.mean(s[k] for s in seeds):.2f} ± {statistics.stdev(s[k] for s in seeds):.2f}"
+        k: f"{statistics.mean(s[k] for s in seeds):.2f}"
+        + (f" ± {statistics.stdev(s[k] for s in seeds):.2f}" if len(seeds) > 1 else "")
         for k in keys
     }
     return {"seeds": seeds, "mean": mean}
