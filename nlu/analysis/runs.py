@@ -24,7 +24,13 @@ from nlu.files import write_text_atomic
 METRICS_FILE = "metrics.json"
 AGGREGATE_FILE = "aggregate.json"
 AGGREGATE_MARKDOWN = "aggregate.md"
-METRICS = ("slot_f1", "intent_accuracy", "intent_accuracy_any", "sentence_accuracy")
+METRICS = (
+    "slot_f1",
+    "intent_accuracy",
+    "intent_accuracy_any",
+    "sentence_accuracy",
+    "slot_f1_unseen",  # spans holding a word unseen in training (runs since 62d327a)
+)
 # Fields that do not change what a run learns: runs differing only here are one config.
 IGNORED_FIELDS = ("train.seed", "runs_dir", "train.progress_bar", "train.tensorboard")
 
