@@ -17,9 +17,9 @@ import yaml
 
 # The model directory's format. 2: the weights carry the intent temperature
 # (`intent_head.temperature`); a format 1 archive loads with temperature 1. 3: the config has
-# model.crf_likelihood, model.intent_level and model.token_intent_vote, and info.json the run's
-# provenance; a format 2 archive loads with their defaults (what format 2 models did) and no
-# provenance.
+# model.crf_likelihood, intent_level, token_intent_vote and attention_branch_dim, and info.json
+# the run's provenance; a format 2 archive loads with their defaults (what format 2 models did)
+# and no provenance.
 FORMAT_VERSION = 3
 T = TypeVar("T")
 
@@ -106,6 +106,9 @@ class ModelConfig:
     intent_parts: bool = False  # score "a#b" intent labels from a and b (see IntentParts)
     intent_label_smoothing: float = 0.0  # in [0, 1): the intent loss's target spreads this mass
     attention_heads: int = 0  # > 0: a self-attention block with this many heads after the encoder
+    # > 0: a self-attention branch of this size over the token embeddings, beside the encoder,
+    # its output concatenated to the encoder's states (Stack-Propagation's).
+    attention_branch_dim: int = 0
     slot_intent_dim: int = 0  # > 0: the embedded intent distribution joins each token's features
 
 

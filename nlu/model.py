@@ -10,7 +10,7 @@ from torch import Tensor, nn
 
 from nlu.config import ModelConfig
 from nlu.features import IGNORE_INTENT, Batch
-from nlu.modules.attention import SelfAttentionBlock
+from nlu.modules.attention import AttentionBranch, SelfAttentionBlock
 from nlu.modules.decode_tables import Constraints
 from nlu.modules.dropout import Dropout, LockedDropout
 from nlu.modules.embedding import TokenEmbedding
@@ -61,7 +61,8 @@ class IntentContext(nn.Module):
 class JointModel(nn.Module):
     """Shared encoder with a slot-tagging head and an intent head.
 
-    Optional parts: a self-attention block over the encoder states, and the embedded intent
+    Optional parts: a self-attention branch over the embeddings beside the encoder, a
+    self-attention block over the encoder states, and the embedded intent
     distribution appended to every token's features before the tag head.
     """
 
@@ -77,6 +78,7 @@ class JointModel(nn.Module):
         attention: SelfAttentionBlock | None = None,
         intent_context: IntentContext | None = None,
         intent_label_smoothing: float = 0.0,
+        branch: AttentionBranch | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= intent_label_smoothing < 1.0:
@@ -87,6 +89,7 @@ class JointModel(nn.Module):
         self.embedding = embedding
         self.encoder = encoder
         self.attention = attention
+        self.branch = branch
         self.intent_context = intent_context
         self.tag_head = tag_head
         self.intent_head = intent_head
@@ -106,6 +109,8 @@ class JointModel(nn.Module):
         if self.training:  # dropout is the identity in evaluation: spare the calls
             embedded = self.dropout(embedded)
         states = self.encoder(embedded, mask)  # (B, T, H)
+        if self.branch is not None:  # (B, T, H + A)
+            states = torch.cat([states, self.branch(embedded, mask)], dim=-1)
         if self.attention is not None:
             states = self.attention(states, mask)
         if self.training:
@@ -188,17 +193,26 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
     if cfg.constrained_decoding:
         tags = vocabs.tags.itos
         constraints = Constraints(allowed_transitions(tags), allowed_starts(tags))
+    branch = None
+    if cfg.attention_branch_dim > 0:
+        if cfg.intent_pooling == "last":
+            raise ValueError(
+                "model.attention_branch_dim: expected an intent_pooling other than 'last', which "
+                "reads the two directions of the encoder's states, found 'last'"
+            )
+        branch = AttentionBranch(embedding.output_dim, cfg.attention_branch_dim, cfg.dropout)
+    states_dim = encoder.output_dim + cfg.attention_branch_dim
     attention = None
     if cfg.attention_heads > 0:
-        attention = SelfAttentionBlock(encoder.output_dim, cfg.attention_heads, cfg.dropout)
+        attention = SelfAttentionBlock(states_dim, cfg.attention_heads, cfg.dropout)
     intent_context = None
     if cfg.slot_intent_dim > 0:
         intent_context = IntentContext(len(vocabs.intents), cfg.slot_intent_dim)
-    tag_input_dim = encoder.output_dim + cfg.slot_intent_dim
+    tag_input_dim = states_dim + cfg.slot_intent_dim
     options = {"likelihood": cfg.crf_likelihood} if cfg.tag_head == "crf" else {}
     tag_head = TAG_HEADS[cfg.tag_head](tag_input_dim, len(vocabs.tags), constraints, **options)
     intent_head = IntentHead(
-        encoder.output_dim,
+        states_dim,
         len(vocabs.intents),
         cfg.intent_pooling,
         cfg.bidirectional,
@@ -217,4 +231,5 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         attention,
         intent_context,
         cfg.intent_label_smoothing,
+        branch,
     )

@@ -56,6 +56,25 @@ def test_attention_and_intent_context_keep_padding_out(extra):
     assert_alone_equals_batched(model, vocabs, 1, atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["max", "mean", "attention"])
+@pytest.mark.parametrize("extra", [{}, {"attention_heads": 1, "slot_intent_dim": 3}])
+def test_attention_branch_joins_the_states_and_keeps_padding_out(pooling, extra):
+    model, vocabs = make("crf", pooling, attention_branch_dim=6, **extra)
+    assert model.intent_head.proj.in_features == 2 * 5 + 6  # BiLSTM states + the branch
+    for i in range(len(SENTENCES)):
+        assert_alone_equals_batched(model, vocabs, i, atol=1e-5)
+    batch = collate([featurize(s, vocabs, Tokenizer(), ["O"] * len(s), "a") for s in SENTENCES])
+    model.train()
+    out = model.forward_batch(batch)
+    model.loss(out, batch.tag_ids, batch.intent_ids).total.backward()
+    assert model.branch.proj.weight.grad.abs().sum() > 0  # the losses train the branch
+
+
+def test_attention_branch_refuses_last_pooling_by_name():
+    with pytest.raises(ValueError, match="model.attention_branch_dim: expected an intent_pooling"):
+        make("crf", "last", attention_branch_dim=4)
+
+
 @pytest.mark.parametrize("vote", ["average", "vote"])
 @pytest.mark.parametrize("context", [0, 3])
 def test_token_level_intents_keep_padding_out(vote, context):

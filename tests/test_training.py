@@ -95,20 +95,20 @@ def test_without_a_terminal_each_epoch_is_one_line_of_the_log(tmp_path, capsys):
     assert f"best: epoch {result.best_epoch + 1} (sentence_accuracy " in lines[-1]
 
 
-def test_token_level_intents_train_save_load_batch_and_quantize(tmp_path):
-    """A new model part goes every way a model goes: training, save -> load, parse_batch
-    against one at a time, and int8."""
+def test_token_level_intents_and_attention_branch_train_save_load_batch_and_quantize(tmp_path):
+    """New model parts go every way a model goes: training, save -> load, parse_batch against
+    one at a time, and int8."""
     from nlu import archive
     from nlu.config import load_config
     from nlu.parser import Parser
     from nlu.training.train import train
 
-    cfg = load_config(None, [*TINY_OVERRIDES, f"runs_dir={tmp_path}", "name=token",
-                             "model.intent_level=token", "model.token_intent_vote=vote",
-                             "model.slot_intent_dim=4"])  # fmt: skip
+    parts = ["model.intent_level=token", "model.token_intent_vote=vote",
+             "model.slot_intent_dim=4", "model.attention_branch_dim=8"]  # fmt: skip
+    cfg = load_config(None, [*TINY_OVERRIDES, f"runs_dir={tmp_path}", "name=token", *parts])
     result = train(cfg)
     parser = Parser.load(result.model_dir)
-    assert parser.config.model.intent_level == "token"
+    assert parser.config.model.intent_level == "token" and parser.model.branch is not None
     texts = ["show me flights from boston to london on friday", "taxi in dallas", "", "fares"]
     parses = [p.to_dict() for p in parser.parse_batch(texts, batch_size=3)]
     assert_same_parses(parses, [parser.parse(t).to_dict() for t in texts])

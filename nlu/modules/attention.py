@@ -31,3 +31,23 @@ class SelfAttentionBlock(nn.Module):
             states, states, states, key_padding_mask=~mask, need_weights=False
         )  # (B, T, H)
         return self.norm(states + self.dropout(attended))
+
+
+class AttentionBranch(nn.Module):
+    """Self-attention over the token embeddings, beside the recurrent encoder (Stack-
+    Propagation's): project each embedding to `dim`, let every token attend to the others (one
+    head, padding masked as keys), and hand back (B, T, dim), zero on padding, for the model to
+    concatenate to the encoder's states. It sees the whole sentence at once where the encoder
+    reads it step by step."""
+
+    def __init__(self, input_dim: int, dim: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.proj = nn.Linear(input_dim, dim)
+        self.attention = nn.MultiheadAttention(dim, 1, dropout=dropout, batch_first=True)
+        self.output_dim = dim
+
+    def forward(self, embedded: Tensor, mask: Tensor) -> Tensor:
+        """embedded: (B, T, E), mask: (B, T) bool -> (B, T, dim)."""
+        x = self.proj(embedded)
+        attended, _ = self.attention(x, x, x, key_padding_mask=~mask, need_weights=False)
+        return attended * mask.unsqueeze(2)
