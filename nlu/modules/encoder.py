@@ -118,13 +118,7 @@ class RNNEncoder(nn.Module):
         if type(rnn) not in (nn.LSTM, nn.GRU, nn.RNN):
             self._directions = None
             return
-        self._directions = [
-            [
-                _one_direction(rnn, layer, suffix, batch_dtype)
-                for suffix in ("", "_reverse")[: 1 + rnn.bidirectional]
-            ]
-            for layer in range(rnn.num_layers)
-        ]
+        self._directions = _by_direction(rnn, batch_dtype)
 
     def train(self, mode: bool = True) -> RNNEncoder:
         if mode:
@@ -141,14 +135,7 @@ class RNNEncoder(nn.Module):
             return None
         params = tuple(id(p) for p in rnn.parameters())
         if self._split is None or params != self._split_of:
-            self._split = [
-                [
-                    _one_direction(rnn, layer, suffix)
-                    for suffix in ("", "_reverse")[: 1 + rnn.bidirectional]
-                ]
-                for layer in range(rnn.num_layers)
-            ]
-            self._split_of = params
+            self._split, self._split_of = _by_direction(rnn), params
         return self._split
 
     def _forward_by_direction(
@@ -170,6 +157,17 @@ class RNNEncoder(nn.Module):
                 states.append(reverse_padded(backward, lengths))
             x = torch.cat(states, dim=2) if len(states) == 2 else states[0]
         return x.to(inputs.dtype) * mask.unsqueeze(2)  # zero on padding, as unpacking leaves it
+
+
+def _by_direction(rnn: nn.RNNBase, dtype: torch.dtype = torch.float32) -> list[list[nn.RNNBase]]:
+    """`_one_direction` modules of every layer of `rnn`: [forward, backward] or [forward]."""
+    return [
+        [
+            _one_direction(rnn, layer, suffix, dtype)
+            for suffix in ("", "_reverse")[: 1 + rnn.bidirectional]
+        ]
+        for layer in range(rnn.num_layers)
+    ]
 
 
 def _one_direction(
