@@ -1,7 +1,7 @@
 """`kill -9` a training run in the middle of an epoch, resume it, and compare it with an
 uninterrupted run of the same config and seed.
 
-    python bench/kill_resume.py --runs-dir /tmp/kill9 --whole RUN_DIR_OF_THE_UNINTERRUPTED_RUN
+    python bench/kill_resume.py --runs-dir runs/kill9 --whole RUN_DIR_OF_THE_UNINTERRUPTED_RUN
 
 Starts `nlu train CONFIG --set runs_dir=RUNS_DIR` (seed 1 unless --set says otherwise), waits
 until the checkpoint holds `--epoch - 1` whole epochs, lets the next one run for two seconds,

@@ -1,9 +1,9 @@
 """Train a config over seeds and summarise each run: epoch time, training time, dev and test.
 
     # one process, torch's default threads (2 on the 2-core machine):
-    python bench/train_scale.py --name one --runs-dir /tmp/scale
+    python bench/train_scale.py --name one --runs-dir runs/scale
     # two DDP processes on the CPU (gloo), one thread each:
-    python bench/train_scale.py --name ddp2 --runs-dir /tmp/scale -- \\
+    python bench/train_scale.py --name ddp2 --runs-dir runs/scale -- \\
         --set train.strategy=ddp --set train.devices=2 --set train.num_threads=1
 
 Runs `nlu train CONFIG --seeds SEEDS --set runs_dir=RUNS_DIR/NAME [extra]` with no terminal, so
