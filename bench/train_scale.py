@@ -8,8 +8,8 @@
 
 Runs `nlu train CONFIG --seeds SEEDS --set runs_dir=RUNS_DIR/NAME [extra]` with no terminal, so
 every epoch is one line on stderr; keeps that output in bench/results/scale/NAME.log and
-writes bench/results/scale/NAME.json: per seed, the mean seconds of an epoch (training and dev
-pass, from the epoch lines), `train_seconds` (the whole run as it reports it), the best epoch,
+writes bench/results/scale/NAME.json: per seed, the mean and median seconds of an epoch (training
+and dev pass, from the epoch lines), `train_seconds` (the whole run as it reports it), the best epoch,
 and the dev and test scores. `--summarise` rebuilds the JSON from an earlier log and runs.
 """
 
@@ -75,9 +75,11 @@ def summarise(text: str, runs: Path) -> dict:
             f"{split}_{key}": round(value, 2)
             for split, split_scores in info["metrics"].items()
             for key, value in split_scores.items()
-            if key in ("slot_f1", "intent_accuracy", "sentence_accuracy")
+            if key in ("slot_f1", "intent_accuracy", "sentence_accuracy", "slot_f1_unseen")
         }
+        # The median as well: an epoch slowed by other work on the machine skews the mean.
         seeds.append({"seed": seed, "epoch_seconds": round(statistics.mean(times), 2),
+                      "epoch_seconds_median": round(statistics.median(times), 2),
                       "train_seconds": info["train_seconds"],
                       "best_epoch": info["best_epoch"] + 1, **scores})  # fmt: skip
     keys = [k for k in seeds[0] if k != "seed"]

@@ -19,8 +19,9 @@ import yaml
 # (`intent_head.temperature`); a format 1 archive loads with temperature 1. 3: the config has
 # model.crf_likelihood, intent_level, token_intent_vote and attention_branch_dim, and info.json
 # the run's provenance; a format 2 archive loads with their defaults (what format 2 models did)
-# and no provenance.
-FORMAT_VERSION = 3
+# and no provenance. 4: data.normalize_digits, model.word_shape_dim, interaction_dim and
+# label_attention; a format 3 archive loads with their defaults (off).
+FORMAT_VERSION = 4
 T = TypeVar("T")
 
 
@@ -63,6 +64,9 @@ class DataConfig:
     split_seed: int = 1  # seed of that split; fixed apart from train.seed, so runs share a dev set
     hf: HFConfig = field(default_factory=HFConfig)
     lowercase: bool = True  # the benchmarks are lower-cased; users type capitals
+    # Every digit reads as 0 (words and characters alike): "flight 1215" and "flight 4021"
+    # share one vector, so a number unseen in training is no unknown word.
+    normalize_digits: bool = False
     min_word_count: int = 1  # rarer training words map to UNK
 
 
@@ -82,6 +86,7 @@ class ModelConfig:
     char_hidden: int = 25  # per direction of the character BiLSTM (it outputs 2 * char_hidden)
     word_hash_dim: int = 0  # > 0: a bag of hashed letter trigrams ("#bo", "bos", ..., "on#")
     word_hash_buckets: int = 16384  # hash buckets of the letter trigrams
+    word_shape_dim: int = 0  # > 0: an embedding of the word's shape ("6:30" -> d:d, "i'd" -> x'x)
     encoder: Literal["rnn", "irnn", "lstm", "peephole_lstm", "gru"] = "lstm"
     forget_bias: float = 1.0  # initial forget-gate bias of lstm / peephole_lstm
     hidden_dim: int = 200  # per direction
@@ -110,6 +115,11 @@ class ModelConfig:
     # its output concatenated to the encoder's states (Stack-Propagation's).
     attention_branch_dim: int = 0
     slot_intent_dim: int = 0  # > 0: the embedded intent distribution joins each token's features
+    # > 0: an intent <-> slot co-interaction block of this size (DCA-Net's): slot and intent
+    # streams, each reading its label embeddings, then each attending to the other.
+    interaction_dim: int = 0
+    # Each token attends to slot-label embeddings; what it reads joins the tag head's input.
+    label_attention: bool = False
 
 
 @dataclass(frozen=True)

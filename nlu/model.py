@@ -10,7 +10,12 @@ from torch import Tensor, nn
 
 from nlu.config import ModelConfig
 from nlu.features import IGNORE_INTENT, Batch
-from nlu.modules.attention import AttentionBranch, SelfAttentionBlock
+from nlu.modules.attention import (
+    AttentionBranch,
+    CoInteraction,
+    LabelAttention,
+    SelfAttentionBlock,
+)
 from nlu.modules.decode_tables import Constraints
 from nlu.modules.dropout import Dropout, LockedDropout
 from nlu.modules.embedding import TokenEmbedding
@@ -61,9 +66,11 @@ class IntentContext(nn.Module):
 class JointModel(nn.Module):
     """Shared encoder with a slot-tagging head and an intent head.
 
-    Optional parts: a self-attention branch over the embeddings beside the encoder, a
-    self-attention block over the encoder states, and the embedded intent
-    distribution appended to every token's features before the tag head.
+    Optional parts, in the order they apply: a self-attention branch over the embeddings
+    beside the encoder, a self-attention block over the encoder states, a co-interaction block
+    that splits them into slot and intent states, the embedded intent distribution appended to
+    every token's slot features, and what each token reads from the slot-label embeddings
+    appended after it, before the tag head.
     """
 
     def __init__(
@@ -79,6 +86,8 @@ class JointModel(nn.Module):
         intent_context: IntentContext | None = None,
         intent_label_smoothing: float = 0.0,
         branch: AttentionBranch | None = None,
+        interaction: CoInteraction | None = None,
+        label_attention: LabelAttention | None = None,
     ) -> None:
         super().__init__()
         if not 0.0 <= intent_label_smoothing < 1.0:
@@ -91,6 +100,8 @@ class JointModel(nn.Module):
         self.attention = attention
         self.branch = branch
         self.intent_context = intent_context
+        self.interaction = interaction
+        self.label_attention = label_attention
         self.tag_head = tag_head
         self.intent_head = intent_head
         self.dropout = LockedDropout(dropout) if locked_dropout else Dropout(dropout)
@@ -115,13 +126,18 @@ class JointModel(nn.Module):
             states = self.attention(states, mask)
         if self.training:
             states = self.dropout(states)
+        slots = intents = states  # (B, T, H)
+        if self.interaction is not None:  # (B, T, D) each
+            slots, intents = self.interaction(states, mask)
         # (B, num_intents), and (B, T, num_intents) at the token level
-        intent_logits, token_logits = self.intent_head.scores(states, mask)
+        intent_logits, token_logits = self.intent_head.scores(intents, mask)
         if self.intent_context is not None:
             guide = intent_logits if token_logits is None else token_logits
             context = self.intent_context(guide, states.shape[1])  # (B, T, C)
-            states = torch.cat([states, context], dim=-1)  # (B, T, H + C)
-        return Output(self.tag_head(states), intent_logits, mask, token_logits)
+            slots = torch.cat([slots, context], dim=-1)  # (B, T, H + C)
+        if self.label_attention is not None:
+            slots = torch.cat([slots, self.label_attention(slots)], dim=-1)  # (B, T, 2 (H + C))
+        return Output(self.tag_head(slots), intent_logits, mask, token_logits)
 
     def forward_batch(self, batch: Batch) -> Output:
         return self(batch.word_ids, batch.char_ids, batch.mask)
@@ -177,6 +193,8 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         char_hidden=cfg.char_hidden,
         word_hash_dim=cfg.word_hash_dim,
         word_hash_buckets=cfg.word_hash_buckets,
+        word_shape_dim=cfg.word_shape_dim,
+        chars=vocabs.chars.itos,
     )
     encoder = RNNEncoder(
         embedding.output_dim,
@@ -193,26 +211,37 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
     if cfg.constrained_decoding:
         tags = vocabs.tags.itos
         constraints = Constraints(allowed_transitions(tags), allowed_starts(tags))
+    for name in ("attention_branch_dim", "interaction_dim"):
+        if getattr(cfg, name) > 0 and cfg.intent_pooling == "last":
+            raise ValueError(
+                f"model.{name}: expected an intent_pooling other than 'last', which reads the "
+                "two directions of the encoder's states, found 'last'"
+            )
     branch = None
     if cfg.attention_branch_dim > 0:
-        if cfg.intent_pooling == "last":
-            raise ValueError(
-                "model.attention_branch_dim: expected an intent_pooling other than 'last', which "
-                "reads the two directions of the encoder's states, found 'last'"
-            )
         branch = AttentionBranch(embedding.output_dim, cfg.attention_branch_dim, cfg.dropout)
     states_dim = encoder.output_dim + cfg.attention_branch_dim
     attention = None
     if cfg.attention_heads > 0:
         attention = SelfAttentionBlock(states_dim, cfg.attention_heads, cfg.dropout)
+    interaction = None
+    if cfg.interaction_dim > 0:
+        interaction = CoInteraction(
+            states_dim, cfg.interaction_dim, len(vocabs.tags), len(vocabs.intents), cfg.dropout
+        )
+    head_dim = cfg.interaction_dim or states_dim  # what the intent head and the tag head read
     intent_context = None
     if cfg.slot_intent_dim > 0:
         intent_context = IntentContext(len(vocabs.intents), cfg.slot_intent_dim)
-    tag_input_dim = states_dim + cfg.slot_intent_dim
+    tag_input_dim = head_dim + cfg.slot_intent_dim
+    label_attention = None
+    if cfg.label_attention:
+        label_attention = LabelAttention(tag_input_dim, len(vocabs.tags))
+        tag_input_dim *= 2
     options = {"likelihood": cfg.crf_likelihood} if cfg.tag_head == "crf" else {}
     tag_head = TAG_HEADS[cfg.tag_head](tag_input_dim, len(vocabs.tags), constraints, **options)
     intent_head = IntentHead(
-        states_dim,
+        head_dim,
         len(vocabs.intents),
         cfg.intent_pooling,
         cfg.bidirectional,
@@ -232,4 +261,6 @@ def build_model(cfg: ModelConfig, vocabs: Vocabs) -> JointModel:
         intent_context,
         cfg.intent_label_smoothing,
         branch,
+        interaction,
+        label_attention,
     )

@@ -63,7 +63,7 @@ class Parser:
         self.config = config
         self.info = info or {}
         self.ranking_size = ranking_size
-        self.tokenizer = Tokenizer(lowercase=config.data.lowercase)
+        self.tokenizer = Tokenizer(config.data.lowercase, config.data.normalize_digits)
         self.words = WordCache(self.model.embedding, vocabs, self.tokenizer)
         self.span_scorer = SpanScorer(vocabs.tags.itos)
 

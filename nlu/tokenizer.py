@@ -23,11 +23,16 @@ _TOKEN_RE = re.compile(
 )
 
 
-class Tokenizer:
-    """Regex tokenizer with character offsets and optional lower-casing."""
+# normalize_digits: every ASCII digit reads as 0, so "1215" and "1230" are one word.
+_ZERO_DIGITS = str.maketrans("123456789", "000000000")
 
-    def __init__(self, lowercase: bool = True) -> None:
+
+class Tokenizer:
+    """Regex tokenizer with character offsets, optional lower-casing and digit folding."""
+
+    def __init__(self, lowercase: bool = True, normalize_digits: bool = False) -> None:
         self.lowercase = lowercase
+        self.normalize_digits = normalize_digits
 
     def tokenize(self, text: str) -> list[Token]:
         """Tokens of `text`, each with `text[token.start:token.end] == token.text`."""
@@ -44,11 +49,16 @@ class Tokenizer:
         return self.normalize_all([word])[0]
 
     def normalize_all(self, words: Sequence[str]) -> list[str]:
-        """`normalize` of each word: lower-cased if asked, typographic apostrophes made plain
-        (one list comprehension: a method call per word costs more than the work on it)."""
+        """`normalize` of each word: lower-cased and digits folded to 0 if asked, typographic
+        apostrophes made plain (list comprehensions: a method call per word costs more than the
+        work on it)."""
         if self.lowercase:
-            return [w.lower().replace("’", "'") for w in words]
-        return [w.replace("’", "'") for w in words]
+            words = [w.lower().replace("’", "'") for w in words]
+        else:
+            words = [w.replace("’", "'") for w in words]
+        if self.normalize_digits:
+            return [w.translate(_ZERO_DIGITS) for w in words]
+        return words
 
 
 def _join_abbreviations(tokens: list[Token]) -> list[Token]:

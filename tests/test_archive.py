@@ -65,8 +65,19 @@ def test_weights_that_do_not_fit_the_config(model_copy):
         Parser.load(model_copy)
 
 
-def test_a_format_2_archive_loads_and_parses_as_it_did(parser, tmp_path):
-    """Format 2 had no model.crf_likelihood in its config and no provenance in info.json."""
+# The config lines each format lacked, against the one after it.
+NEW_IN_FORMAT = {
+    3: ["  crf_likelihood: scaled\n"],
+    4: ["  normalize_digits: false\n", "  word_shape_dim: 0\n", "  interaction_dim: 0\n",
+        "  label_attention: false\n"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("version", [2, 3])
+def test_an_older_archive_loads_and_parses_as_it_did(parser, tmp_path, version):
+    """Format 2 had no model.crf_likelihood in its config and no provenance in info.json;
+    format 3 none of data.normalize_digits, model.word_shape_dim, interaction_dim and
+    label_attention."""
     from safetensors.torch import load_file, save_file
 
     from nlu.config import FORMAT_VERSION
@@ -74,16 +85,22 @@ def test_a_format_2_archive_loads_and_parses_as_it_did(parser, tmp_path):
     old = archive.save(tmp_path / "old", parser.config, parser.vocabs, parser.model,
                        {**parser.info, "provenance": [{"seed": 1}]})  # fmt: skip
     config = old / "config.yaml"
-    text = config.read_text().replace(f"format_version: {FORMAT_VERSION}", "format_version: 2")
-    assert "  crf_likelihood: scaled\n" in text
-    config.write_text(text.replace("  crf_likelihood: scaled\n", ""))
+    text = config.read_text().replace(
+        f"format_version: {FORMAT_VERSION}", f"format_version: {version}"
+    )
+    for newer in range(version + 1, FORMAT_VERSION + 1):
+        for line in NEW_IN_FORMAT[newer]:
+            assert line in text
+            text = text.replace(line, "")
+    config.write_text(text)
     vocab = old / "vocab.json"
-    vocab.write_text(json.dumps({**json.loads(vocab.read_text()), "format_version": 2}))
-    info = json.loads((old / "info.json").read_text())
-    del info["provenance"]
-    (old / "info.json").write_text(json.dumps(info))
+    vocab.write_text(json.dumps({**json.loads(vocab.read_text()), "format_version": version}))
+    if version < 3:
+        info = json.loads((old / "info.json").read_text())
+        del info["provenance"]
+        (old / "info.json").write_text(json.dumps(info))
     weights = old / "model.safetensors"
-    save_file(load_file(str(weights)), str(weights), metadata={"format_version": "2"})
+    save_file(load_file(str(weights)), str(weights), metadata={"format_version": str(version)})
 
     loaded = Parser.load(old)
     assert loaded.config.model.crf_likelihood == "scaled"

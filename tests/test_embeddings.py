@@ -12,7 +12,13 @@ from nlu import archive
 from nlu.config import ExperimentConfig, ModelConfig, load_config
 from nlu.features import collate, featurize
 from nlu.model import build_model
-from nlu.modules.embedding import CharLSTM, TokenEmbedding, WordHash, trigram_buckets
+from nlu.modules.embedding import (
+    CharLSTM,
+    TokenEmbedding,
+    WordHash,
+    WordShape,
+    trigram_buckets,
+)
 from nlu.modules.vectors import read_vectors
 from nlu.parser import Parser
 from nlu.tokenizer import Tokenizer
@@ -197,6 +203,29 @@ def test_word_hash_reads_unseen_words_from_their_trigrams():
     assert buckets[0, :3].tolist() == buckets[1, :3].tolist()
     similar = F.cosine_similarity(vectors[0], vectors[1], dim=0)
     assert similar > 0.4 > F.cosine_similarity(vectors[0], vectors[3], dim=0).abs()
+
+
+# ----- word shape -----
+
+
+def test_word_shapes_collapse_runs_of_character_classes():
+    vocab = Vocab.build(list("abcdefghijklmnopqrstuvwxyzABC0123456789:'&-.吴"))
+    shape = WordShape(vocab.itos, 3)
+    words = ["boston", "6:30", "1215", "i'd", "r&b", "Abc", "a1b2c3", "吴", "qq", "7:45"]
+    ids = torch.tensor([[vocab.lookup(w) + [0] * (6 - len(w)) for w in words] + [[0] * 6]])
+    codes = shape.codes(ids)[0].tolist()
+    lower, upper, digit, other, symbol = 1, 2, 3, 4, 5
+    assert codes[0] == lower == codes[8]  # any run of lower-case letters
+    assert codes[1] == digit + 6 * symbol + 36 * digit == codes[9]  # d:d
+    assert codes[2] == digit
+    assert codes[3] == lower + 6 * symbol + 36 * lower == codes[4]  # x'x and x&x
+    assert codes[5] == upper + 6 * lower
+    assert codes[6] == lower + 6 * digit + 36 * lower + 216 * digit + 6**4  # and more runs
+    assert codes[7] == other
+    assert codes[10] == 0  # padding
+    with torch.no_grad():
+        vectors = shape(ids)[0]
+    assert vectors[10].abs().sum() == 0 and torch.equal(vectors[1], vectors[9])
 
 
 # ----- one-hot -----

@@ -75,6 +75,34 @@ def test_attention_branch_refuses_last_pooling_by_name():
         make("crf", "last", attention_branch_dim=4)
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{"interaction_dim": 6}, {"label_attention": True},
+     {"interaction_dim": 4, "label_attention": True, "slot_intent_dim": 3, "word_shape_dim": 2,
+      "intent_level": "token"}],
+)  # fmt: skip
+def test_label_attention_and_co_interaction_keep_padding_out_and_train(extra):
+    model, vocabs = make("crf", "max", **extra)
+    for i in range(len(SENTENCES)):
+        assert_alone_equals_batched(model, vocabs, i, atol=1e-5)
+    batch = collate([featurize(s, vocabs, Tokenizer(), ["O"] * len(s), "a") for s in SENTENCES])
+    model.train()
+    out = model.forward_batch(batch)
+    model.loss(out, batch.tag_ids, batch.intent_ids).total.backward()
+    trained = [model.label_attention, model.interaction]
+    for part in filter(None, trained):  # the losses reach every label embedding
+        for name, p in part.named_parameters():
+            if name.endswith("labels"):
+                assert p.grad.abs().sum() > 0, name
+    if model.interaction is not None:
+        assert model.intent_head.proj.in_features == extra["interaction_dim"]
+
+
+def test_co_interaction_refuses_last_pooling_by_name():
+    with pytest.raises(ValueError, match="model.interaction_dim: expected an intent_pooling"):
+        make("crf", "last", interaction_dim=4)
+
+
 @pytest.mark.parametrize("vote", ["average", "vote"])
 @pytest.mark.parametrize("context", [0, 3])
 def test_token_level_intents_keep_padding_out(vote, context):

@@ -40,6 +40,18 @@ def test_keeps_in_word_punctuation_like_the_benchmarks():
     assert words("from St. Louis.") == ["from", "st.", "louis", "."]
 
 
+def test_normalize_folds_digits_only_when_asked():
+    folding = Tokenizer(normalize_digits=True)
+    assert folding.normalize_all(["Flight", "1215", "6:30pm", "b52"]) == [
+        "flight",
+        "0000",
+        "0:00pm",
+        "b00",
+    ]
+    assert Tokenizer().normalize("1215") == "1215"
+    assert [t.text for t in folding.tokenize("at 6:30")] == ["at", "6:30"]  # offsets unchanged
+
+
 def test_lowercase_is_an_option():
     assert words("London", lowercase=False) == ["London"]
     assert words("London") == ["london"]

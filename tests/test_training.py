@@ -1,5 +1,7 @@
 """End-to-end: train a tiny model on the fixture and check what users get from it."""
 
+import pytest
+
 from nlu.data.seqio import read_seqio
 from nlu.eval.evaluate import evaluate
 from tests.conftest import TINY_OVERRIDES, assert_same_parses
@@ -95,7 +97,16 @@ def test_without_a_terminal_each_epoch_is_one_line_of_the_log(tmp_path, capsys):
     assert f"best: epoch {result.best_epoch + 1} (sentence_accuracy " in lines[-1]
 
 
-def test_token_level_intents_and_attention_branch_train_save_load_batch_and_quantize(tmp_path):
+NEW_PARTS = {
+    "token": ["model.intent_level=token", "model.token_intent_vote=vote",
+              "model.slot_intent_dim=4", "model.attention_branch_dim=8"],
+    "labels": ["data.normalize_digits=true", "model.word_shape_dim=4", "model.interaction_dim=8",
+               "model.label_attention=true", "model.slot_intent_dim=3"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(NEW_PARTS))
+def test_new_model_parts_train_save_load_batch_and_quantize(tmp_path, name):
     """New model parts go every way a model goes: training, save -> load, parse_batch against
     one at a time, and int8."""
     from nlu import archive
@@ -103,12 +114,16 @@ def test_token_level_intents_and_attention_branch_train_save_load_batch_and_quan
     from nlu.parser import Parser
     from nlu.training.train import train
 
-    parts = ["model.intent_level=token", "model.token_intent_vote=vote",
-             "model.slot_intent_dim=4", "model.attention_branch_dim=8"]  # fmt: skip
-    cfg = load_config(None, [*TINY_OVERRIDES, f"runs_dir={tmp_path}", "name=token", *parts])
+    cfg = load_config(None, [*TINY_OVERRIDES, f"runs_dir={tmp_path}", f"name={name}",
+                             *NEW_PARTS[name]])  # fmt: skip
     result = train(cfg)
     parser = Parser.load(result.model_dir)
-    assert parser.config.model.intent_level == "token" and parser.model.branch is not None
+    if name == "token":
+        assert parser.config.model.intent_level == "token" and parser.model.branch is not None
+    else:
+        assert parser.model.interaction is not None and parser.model.label_attention is not None
+        assert parser.model.embedding.word_shape is not None
+        assert parser.tokenizer.normalize("1215") == "0000"
     texts = ["show me flights from boston to london on friday", "taxi in dallas", "", "fares"]
     parses = [p.to_dict() for p in parser.parse_batch(texts, batch_size=3)]
     assert_same_parses(parses, [parser.parse(t).to_dict() for t in texts])

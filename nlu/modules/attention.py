@@ -1,4 +1,6 @@
-"""Self-attention over encoder states, as a residual block on top of the recurrent encoder.
+"""Attention parts around the recurrent encoder: a self-attention block over its states, a
+self-attention branch beside it, attention to label embeddings, and an intent <-> slot
+co-interaction block.
 
 The recurrent encoder sees a token's context only through its states; a self-attention layer lets
 each token look at every other token directly (e.g. "from" at the far end of the sentence when
@@ -9,6 +11,9 @@ Transformer ...").
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 from nlu.modules.dropout import Dropout
@@ -51,3 +56,62 @@ class AttentionBranch(nn.Module):
         x = self.proj(embedded)
         attended, _ = self.attention(x, x, x, key_padding_mask=~mask, need_weights=False)
         return attended * mask.unsqueeze(2)
+
+
+class LabelAttention(nn.Module):
+    """Tokens attending to label embeddings: each token's states query one learned vector per
+    label (slot tag, or intent), and the attention-weighted mix of those vectors is what the
+    token hands on: a soft guess of its label, in the label space, before the classifier
+    decides. (The label-aware layers of DCA-Net and LAN.) Output (B, T, dim)."""
+
+    def __init__(self, dim: int, num_labels: int) -> None:
+        super().__init__()
+        self.query = nn.Linear(dim, dim)
+        self.labels = nn.Parameter(torch.randn(num_labels, dim) / math.sqrt(dim))  # (K, dim)
+        self.output_dim = dim
+
+    def forward(self, states: Tensor) -> Tensor:
+        """states: (B, T, dim) -> (B, T, dim)."""
+        scores = self.query(states) @ self.labels.T / math.sqrt(self.output_dim)  # (B, T, K)
+        return scores.softmax(dim=-1) @ self.labels
+
+
+class CoInteraction(nn.Module):
+    """An intent <-> slot co-interaction block (after DCA-Net, Qin et al. 2021).
+
+    The encoder's states are projected into a slot stream and an intent stream of size `dim`;
+    each adds what its tokens read from its own labels (`LabelAttention` over the slot tags and
+    over the intents); then each stream attends to the other (one head, padding masked as
+    keys), with a residual connection and layer norm, so the tags see the intent evidence of
+    every token and the intent sees where the slots are. Returns (slot, intent) states,
+    (B, T, dim) each, for the tag head and the intent head.
+    """
+
+    def __init__(
+        self, input_dim: int, dim: int, num_tags: int, num_intents: int, dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        self.slot_proj = nn.Linear(input_dim, dim)
+        self.intent_proj = nn.Linear(input_dim, dim)
+        self.slot_labels = LabelAttention(dim, num_tags)
+        self.intent_labels = LabelAttention(dim, num_intents)
+        self.slot_reads = nn.MultiheadAttention(dim, 1, dropout=dropout, batch_first=True)
+        self.intent_reads = nn.MultiheadAttention(dim, 1, dropout=dropout, batch_first=True)
+        self.slot_norm = nn.LayerNorm(dim)
+        self.intent_norm = nn.LayerNorm(dim)
+        self.output_dim = dim
+
+    def forward(self, states: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """states: (B, T, H), mask: (B, T) bool -> slot and intent states, (B, T, dim) each."""
+        slot = self.slot_proj(states)
+        slot = slot + self.slot_labels(slot)
+        intent = self.intent_proj(states)
+        intent = intent + self.intent_labels(intent)
+        padding = ~mask
+        from_intent, _ = self.slot_reads(
+            slot, intent, intent, key_padding_mask=padding, need_weights=False
+        )
+        from_slot, _ = self.intent_reads(
+            intent, slot, slot, key_padding_mask=padding, need_weights=False
+        )
+        return self.slot_norm(slot + from_intent), self.intent_norm(intent + from_slot)

@@ -1,7 +1,9 @@
-"""Token embeddings: words (a lookup or one-hot), characters (CNN or BiLSTM), letter trigrams."""
+"""Token embeddings: words (a lookup or one-hot), characters (CNN or BiLSTM), letter trigrams,
+word shapes."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 import torch
@@ -10,7 +12,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from nlu.modules.vectors import PretrainedVectors
-from nlu.vocab import PAD_ID
+from nlu.vocab import PAD, PAD_ID
 
 # Letter-trigram hashing: plain arithmetic on character ids, so it is the same in every process
 # (Python's str hash is salted per process). A value below _HASH_PRIME times _HASH_BASE fits
@@ -108,6 +110,63 @@ class WordHash(nn.Module):
         return bags.reshape(batch, seq_len, -1)
 
 
+# Character classes of the word shape; 0 is padding. Letters without case (Han, kana) are
+# "other letter".
+_LOWER, _UPPER, _DIGIT, _OTHER_LETTER, _SYMBOL = 1, 2, 3, 4, 5
+_SHAPE_CLASSES = 6
+_SHAPE_RUNS = 4  # the first runs a shape spells out; longer shapes keep a "more" flag
+
+
+def char_classes(chars: Sequence[str]) -> Tensor:
+    """The shape class of each character id of a vocabulary (PAD 0, UNK a symbol)."""
+
+    def kind(c: str) -> int:
+        if len(c) != 1:  # the specials
+            return 0 if c == PAD else _SYMBOL
+        if c.isdigit():
+            return _DIGIT
+        if c.isalpha():
+            return _LOWER if c.islower() else _UPPER if c.isupper() else _OTHER_LETTER
+        return _SYMBOL
+
+    return torch.tensor([kind(c) for c in chars], dtype=torch.long)
+
+
+class WordShape(nn.Module):
+    """An embedding of each word's shape: its characters' classes (lower, upper, digit, other
+    letter, symbol) with runs collapsed, "6:30" -> d:d, "i'd" -> x'x, "r&b" -> x&x (symbols
+    are one class), up to 4 runs and a flag for more. An unseen word of a known shape (a
+    number, a time, a code) then looks like the words of that shape that training saw.
+
+    Computed from the character ids with a table of their classes, so it needs no vocabulary
+    of its own and is the same at training and parse time.
+    """
+
+    def __init__(self, chars: Sequence[str], dim: int) -> None:
+        super().__init__()
+        self.register_buffer("classes", char_classes(chars), persistent=False)  # (num_chars,)
+        powers = _SHAPE_CLASSES ** torch.arange(_SHAPE_RUNS)
+        self.register_buffer("powers", powers, persistent=False)  # (runs,)
+        more = _SHAPE_CLASSES**_SHAPE_RUNS  # codes below this spell the runs out
+        self.embedding = nn.Embedding(2 * more, dim, padding_idx=0)
+        self.output_dim = dim
+
+    def codes(self, char_ids: Tensor) -> Tensor:
+        """char_ids: (B, T, L) -> shape codes (B, T), 0 for padding tokens."""
+        kinds = self.classes[char_ids]  # (B, T, L)
+        previous = F.pad(kinds, (1, 0))[..., :-1]
+        starts = (kinds != previous) & (kinds != 0)  # (B, T, L): where a run begins
+        run = (starts.cumsum(dim=-1) - 1).clamp(min=0, max=_SHAPE_RUNS - 1)  # (B, T, L)
+        spelled = starts & (starts.cumsum(dim=-1) <= _SHAPE_RUNS)
+        code = (kinds * self.powers[run] * spelled).sum(dim=-1)  # (B, T)
+        more = starts.sum(dim=-1) > _SHAPE_RUNS
+        return code + more * _SHAPE_CLASSES**_SHAPE_RUNS
+
+    def forward(self, char_ids: Tensor) -> Tensor:
+        """char_ids: (B, T, L) -> (B, T, dim); padding tokens get zeros."""
+        return self.embedding(self.codes(char_ids))
+
+
 class OneHot(nn.Module):
     """The 1-of-N vector of each word id: an ablation with no learned word representation.
 
@@ -149,7 +208,8 @@ def _char_features(
 
 
 class TokenEmbedding(nn.Module):
-    """The token features that are on, concatenated: words, characters, letter trigrams."""
+    """The token features that are on, concatenated: words, characters, letter trigrams, word
+    shapes (which need `chars`, the character vocabulary's strings)."""
 
     def __init__(
         self,
@@ -164,6 +224,8 @@ class TokenEmbedding(nn.Module):
         char_hidden: int = 25,
         word_hash_dim: int = 0,
         word_hash_buckets: int = 2**14,
+        word_shape_dim: int = 0,
+        chars: Sequence[str] = (),
     ) -> None:
         super().__init__()
         self.words, words_dim = _word_features(num_words, word_dim, word_input)
@@ -171,15 +233,16 @@ class TokenEmbedding(nn.Module):
             num_chars, char_dim, char_encoder, char_filters, char_kernel, char_hidden
         )
         self.word_hash = WordHash(word_hash_buckets, word_hash_dim) if word_hash_dim > 0 else None
-        self.output_dim = (
-            words_dim
-            + (self.chars.output_dim if self.chars is not None else 0)
-            + (self.word_hash.output_dim if self.word_hash is not None else 0)
+        self.word_shape = WordShape(chars, word_shape_dim) if word_shape_dim > 0 else None
+        self.output_dim = words_dim + sum(
+            part.output_dim
+            for part in (self.chars, self.word_hash, self.word_shape)
+            if part is not None
         )
         if self.output_dim == 0:
             raise ValueError(
-                "expected at least one token feature (word_dim, char_dim or word_hash_dim > 0), "
-                "found none"
+                "expected at least one token feature (word_dim, char_dim, word_hash_dim or "
+                "word_shape_dim > 0), found none"
             )
 
     def forward(self, word_ids: Tensor, char_ids: Tensor) -> Tensor:
@@ -191,6 +254,8 @@ class TokenEmbedding(nn.Module):
             features.append(self.chars(char_ids))  # (B, T, chars.output_dim)
         if self.word_hash is not None:
             features.append(self.word_hash(char_ids))  # (B, T, word_hash_dim)
+        if self.word_shape is not None:
+            features.append(self.word_shape(char_ids))  # (B, T, word_shape_dim)
         return torch.cat(features, dim=-1)
 
     def load_pretrained(self, pretrained: PretrainedVectors, freeze: bool = False) -> None:

@@ -53,7 +53,7 @@ class NLUDataModule(pl.LightningDataModule):
         self.cfg = cfg
         self.batch_size = batch_size
         self.seed = seed
-        self.tokenizer = Tokenizer(lowercase=cfg.lowercase)
+        self.tokenizer = Tokenizer(cfg.lowercase, cfg.normalize_digits)
         self.vocabs = vocabs
         self.examples: dict[str, list[Example]] = {}
         self.splits: Splits | None = None
