@@ -61,18 +61,25 @@ def test_attention_and_intent_context_keep_padding_out(extra):
 def test_attention_branch_joins_the_states_and_keeps_padding_out(pooling, extra):
     model, vocabs = make("crf", pooling, attention_branch_dim=6, **extra)
     assert model.intent_head.proj.in_features == 2 * 5 + 6  # BiLSTM states + the branch
+    assert_padding_free_and_trained(model, vocabs)
+    assert model.branch.proj.weight.grad.abs().sum() > 0  # the losses train the branch
+
+
+def assert_padding_free_and_trained(model, vocabs) -> None:
+    """Every sentence scores the same alone and batched; then one backward pass of the joint
+    loss, whose gradients the caller inspects."""
     for i in range(len(SENTENCES)):
         assert_alone_equals_batched(model, vocabs, i, atol=1e-5)
     batch = collate([featurize(s, vocabs, Tokenizer(), ["O"] * len(s), "a") for s in SENTENCES])
     model.train()
     out = model.forward_batch(batch)
     model.loss(out, batch.tag_ids, batch.intent_ids).total.backward()
-    assert model.branch.proj.weight.grad.abs().sum() > 0  # the losses train the branch
 
 
-def test_attention_branch_refuses_last_pooling_by_name():
-    with pytest.raises(ValueError, match="model.attention_branch_dim: expected an intent_pooling"):
-        make("crf", "last", attention_branch_dim=4)
+@pytest.mark.parametrize("part", ["attention_branch_dim", "interaction_dim"])
+def test_parts_beside_the_encoder_refuse_last_pooling_by_name(part):
+    with pytest.raises(ValueError, match=f"model.{part}: expected an intent_pooling"):
+        make("crf", "last", **{part: 4})
 
 
 @pytest.mark.parametrize(
@@ -83,12 +90,7 @@ def test_attention_branch_refuses_last_pooling_by_name():
 )  # fmt: skip
 def test_label_attention_and_co_interaction_keep_padding_out_and_train(extra):
     model, vocabs = make("crf", "max", **extra)
-    for i in range(len(SENTENCES)):
-        assert_alone_equals_batched(model, vocabs, i, atol=1e-5)
-    batch = collate([featurize(s, vocabs, Tokenizer(), ["O"] * len(s), "a") for s in SENTENCES])
-    model.train()
-    out = model.forward_batch(batch)
-    model.loss(out, batch.tag_ids, batch.intent_ids).total.backward()
+    assert_padding_free_and_trained(model, vocabs)
     trained = [model.label_attention, model.interaction]
     for part in filter(None, trained):  # the losses reach every label embedding
         for name, p in part.named_parameters():
@@ -96,11 +98,6 @@ def test_label_attention_and_co_interaction_keep_padding_out_and_train(extra):
                 assert p.grad.abs().sum() > 0, name
     if model.interaction is not None:
         assert model.intent_head.proj.in_features == extra["interaction_dim"]
-
-
-def test_co_interaction_refuses_last_pooling_by_name():
-    with pytest.raises(ValueError, match="model.interaction_dim: expected an intent_pooling"):
-        make("crf", "last", interaction_dim=4)
 
 
 @pytest.mark.parametrize("vote", ["average", "vote"])
