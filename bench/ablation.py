@@ -13,7 +13,8 @@ slot F1 on unseen-word spans, and int8 serving speed.
     ... --speed --rounds 3 --speed-out bench/results/ablation/speed.json
 
 A row names, per dataset, the train_scale result it reads (its seeds' mean ± std when it has
-several). Prints a markdown table per dataset. The training runs' own epoch lines are not used
+several); `RESULT@OTHER` reads the scores from RESULT and counts and times OTHER's seed-1 model
+(for a result whose runs are gone: the same config trained again). Prints a markdown table per dataset. The training runs' own epoch lines are not used
 for the cost: screens ran two at a time, one thread each.
 """
 
@@ -43,6 +44,15 @@ def parse_row(text: str) -> tuple[str, dict[str, str]]:
         raise SystemExit(f"--row: expected LABEL=dataset:result,..., found {text!r}")
     results = dict(part.split(":", 1) for part in rest.split(","))
     return label, results
+
+
+def scores_of(result: str) -> str:
+    return result.partition("@")[0]
+
+
+def model_of(result: str) -> str:
+    scores, _, model = result.partition("@")
+    return model or scores
 
 
 def seed1_model(runs: Path, result: str) -> Path:
@@ -119,7 +129,7 @@ def main() -> None:
     if args.epoch:
         for _, results in rows:
             for result in results.values():
-                speed.setdefault("epoch_seconds", {})[result] = epoch_once(result)
+                speed.setdefault("epoch_seconds", {})[result] = epoch_once(model_of(result))
                 print(f"epoch {result}: {speed['epoch_seconds'][result]:.2f}", file=sys.stderr)
     if args.speed:
         samples: dict[str, list[tuple[float, float]]] = {}
@@ -127,7 +137,7 @@ def main() -> None:
             order = rows if round_ % 2 == 0 else rows[::-1]  # a drift falls on every row
             for _, results in order:
                 for data, result in results.items():
-                    model = seed1_model(args.runs_dir, result)
+                    model = seed1_model(args.runs_dir, model_of(result))
                     samples.setdefault(result, []).append(speed_once(model, data))
                     print(f"round {round_ + 1} {result}: {samples[result][-1]}", file=sys.stderr)
         for result, s in samples.items():
@@ -147,17 +157,15 @@ def main() -> None:
             if data not in results:
                 continue
             result = results[data]
-            seeds = json.loads((SCALE / f"{result}.json").read_text())["seeds"]
-            params = parameters(seed1_model(args.runs_dir, result))
+            seeds = json.loads((SCALE / f"{scores_of(result)}.json").read_text())["seeds"]
+            params = parameters(seed1_model(args.runs_dir, model_of(result)))
             epoch = speed.get("epoch_seconds", {}).get(result)
             scores = [cell(seeds, f"{split}_{key}") for split in ("dev", "test") for key in SCORES]
             p50, per_s = speed.get(result, (None, None))
             timing = [f"{p50:.2f}", f"{per_s:,.0f}"] if p50 is not None else ["–", "–"]
-            print(
-                f"| {label} | {len(seeds)} | {params / 1e6:.2f} M | {epoch:.1f} | "
-                + " | ".join(scores + timing)
-                + " |"
-            )
+            epoch_cell = f"{epoch:.1f}" if epoch is not None else "–"
+            cells = [label, str(len(seeds)), f"{params / 1e6:.2f} M", epoch_cell, *scores, *timing]
+            print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
