@@ -134,6 +134,26 @@ def test_every_encoder_quantizes(kind):
         assert q.intent_confidence == pytest.approx(f.intent_confidence, abs=0.05)
 
 
+def test_attention_parts_of_full_size_quantize():
+    """At their shipped sizes the attention parts hold linear layers big enough to quantize;
+    the attention's own output projection must stay float (the attention reads its weight)."""
+    vocabs = build_vocabs([["fly", "to", "boston"]], [["O", "O", "B-city"]], ["flight", "other"])
+    parts = ["model.attention_branch_dim=128", "model.interaction_dim=128",
+             "model.label_attention=true", "model.hidden_dim=64"]  # fmt: skip
+    config = load_config(None, parts)
+    torch.manual_seed(0)
+    model = build_model(config.model, vocabs)
+    assert model.branch.attention.out_proj.weight.numel() >= MIN_QUANTIZED_WEIGHTS
+    quantized = quantize_int8(model)
+    assert ".quantized.dynamic." in type(quantized.interaction.slot_proj).__module__
+    assert type(quantized.branch.attention.out_proj).__module__.startswith("torch.nn.modules")
+    texts = ["fly to boston", "to boston fly fly"]
+    floats = Parser(model, vocabs, config).parse_batch(texts)
+    for f, q in zip(floats, Parser(quantized, vocabs, config).parse_batch(texts)):
+        assert q.tokens == f.tokens
+        assert q.intent_confidence == pytest.approx(f.intent_confidence, abs=0.05)
+
+
 def test_num_threads_holds_torch_and_numpy_blas(trained):
     # In a fresh process: the limits are process-wide. NumPy's BLAS would otherwise keep a
     # thread per core, spinning beside a second server worker.

@@ -12,6 +12,7 @@ from typing import Literal
 
 import torch
 from torch import nn
+from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
 from nlu.model import JointModel
 
@@ -76,11 +77,19 @@ MIN_QUANTIZED_WEIGHTS = 16384
 
 
 def _worth_quantizing(model: nn.Module) -> set[str]:
-    """Names of the recurrent layers, and of the linear layers with enough weights to gain."""
+    """Names of the recurrent layers, and of the linear layers with enough weights to gain.
+
+    The output projection of `nn.MultiheadAttention` stays float: the attention reads its
+    `weight` tensor directly, which a quantized layer no longer has (PyTorch marks it with
+    `NonDynamicallyQuantizableLinear` for this reason)."""
     names = set()
     for name, module in model.named_modules():
         if isinstance(module, (nn.LSTM, nn.GRU)):
             names.add(name)
-        elif isinstance(module, nn.Linear) and module.weight.numel() >= MIN_QUANTIZED_WEIGHTS:
+        elif (
+            isinstance(module, nn.Linear)
+            and not isinstance(module, NonDynamicallyQuantizableLinear)
+            and module.weight.numel() >= MIN_QUANTIZED_WEIGHTS
+        ):
             names.add(name)
     return names
