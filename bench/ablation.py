@@ -55,12 +55,12 @@ def model_of(result: str) -> str:
     return model or scores
 
 
-def seed1_model(runs: Path, result: str) -> Path:
-    """The model directory of the result's first seed."""
+def seed1_model(runs: Path, result: str) -> Path | None:
+    """The model directory of the result's first seed; None when its runs are gone."""
     summary = json.loads((SCALE / f"{result}.json").read_text())
     seed = summary["seeds"][0]["seed"]
-    (run,) = sorted((runs / result).glob(f"*-seed{seed}"))
-    return run / "model"
+    found = sorted((runs / result).glob(f"*-seed{seed}/model"))
+    return found[0] if found else None
 
 
 def parameters(model: Path) -> int:
@@ -77,25 +77,11 @@ def cell(seeds: list[dict], key: str) -> str:
     return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
 
 
-def row_config(result: str) -> tuple[str, list[str]]:
-    """The config and overrides a train_scale result was trained with (its command line), less
-    its runs folder and thread count."""
-    words = json.loads((SCALE / f"{result}.json").read_text())["command"].split()
-    config = words[words.index("train") + 1]
-    overrides = [
-        value
-        for flag, value in zip(words, words[1:])
-        if flag == "--set" and not value.startswith(("runs_dir=", "train.num_threads="))
-    ]
-    return config, overrides
-
-
-def epoch_once(result: str) -> float:
-    """Seconds of one plain-loop epoch (training and dev pass) of the result's config."""
-    config, overrides = row_config(result)
-    command = [sys.executable, str(ROOT / "bench" / "train_step.py"), "--config", config]
-    for override in overrides:
-        command += ["--set", override]
+def epoch_once(model: Path) -> float:
+    """Seconds of one plain-loop epoch (training and dev pass) of the config a model was
+    trained with (its config.yaml), at torch's default threads."""
+    command = [sys.executable, str(ROOT / "bench" / "train_step.py"), "--config",
+               str(model / "config.yaml"), "--set", "train.num_threads=0"]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT).stdout
     timed = re.search(r"^timed epoch ([\d.]+) s", out, re.M)
     dev = re.search(r"^dev pass ([\d.]+) s", out, re.M)
@@ -105,7 +91,7 @@ def epoch_once(result: str) -> float:
 def speed_once(model: Path, data: str) -> tuple[float, float]:
     command = [sys.executable, str(ROOT / "bench" / "inference.py"), "--model", str(model),
                "--data", data, "--threads", "1", "--batch-workers", "2", "--gc-freeze",
-               "--speed-only", "--precisions", "int8"]  # fmt: skip
+               "--speed-only", "--precisions", "int8", "--repeats", "2"]  # fmt: skip
     out = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ)
     result = json.loads(out.stdout)["int8"]
     return result["parse"]["p50_ms"], result["parse_batch_256_per_s"]
@@ -129,8 +115,12 @@ def main() -> None:
     if args.epoch:
         for _, results in rows:
             for result in results.values():
-                speed.setdefault("epoch_seconds", {})[result] = epoch_once(model_of(result))
-                print(f"epoch {result}: {speed['epoch_seconds'][result]:.2f}", file=sys.stderr)
+                epochs = speed.setdefault("epoch_seconds", {})
+                model = seed1_model(args.runs_dir, model_of(result))
+                # rows that share a model share the figure
+                if model is not None and model_of(result) not in epochs:
+                    epochs[model_of(result)] = epoch_once(model)
+                    print(f"epoch {result}: {epochs[model_of(result)]:.2f}", file=sys.stderr)
     if args.speed:
         samples: dict[str, list[tuple[float, float]]] = {}
         for round_ in range(args.rounds):
@@ -138,8 +128,11 @@ def main() -> None:
             for _, results in order:
                 for data, result in results.items():
                     model = seed1_model(args.runs_dir, model_of(result))
-                    samples.setdefault(result, []).append(speed_once(model, data))
-                    print(f"round {round_ + 1} {result}: {samples[result][-1]}", file=sys.stderr)
+                    if model is None or len(samples.get(model_of(result), [])) > round_:
+                        continue  # runs gone, or the model of another row
+                    samples.setdefault(model_of(result), []).append(speed_once(model, data))
+                    print(f"round {round_ + 1} {result}: {samples[model_of(result)][-1]}",
+                          file=sys.stderr)  # fmt: skip
         for result, s in samples.items():
             speed[result] = [statistics.median(p for p, _ in s), statistics.median(t for _, t in s)]
     if args.speed or args.epoch:
@@ -158,13 +151,14 @@ def main() -> None:
                 continue
             result = results[data]
             seeds = json.loads((SCALE / f"{scores_of(result)}.json").read_text())["seeds"]
-            params = parameters(seed1_model(args.runs_dir, model_of(result)))
-            epoch = speed.get("epoch_seconds", {}).get(result)
+            model = seed1_model(args.runs_dir, model_of(result))
+            params = f"{parameters(model) / 1e6:.2f} M" if model is not None else "–"
+            epoch = speed.get("epoch_seconds", {}).get(model_of(result))
             scores = [cell(seeds, f"{split}_{key}") for split in ("dev", "test") for key in SCORES]
-            p50, per_s = speed.get(result, (None, None))
+            p50, per_s = speed.get(model_of(result), (None, None))
             timing = [f"{p50:.2f}", f"{per_s:,.0f}"] if p50 is not None else ["–", "–"]
             epoch_cell = f"{epoch:.1f}" if epoch is not None else "–"
-            cells = [label, str(len(seeds)), f"{params / 1e6:.2f} M", epoch_cell, *scores, *timing]
+            cells = [label, str(len(seeds)), params, epoch_cell, *scores, *timing]
             print("| " + " | ".join(cells) + " |")
 
 
