@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import statistics
 import subprocess
@@ -92,7 +91,7 @@ def speed_once(model: Path, data: str) -> tuple[float, float]:
     command = [sys.executable, str(ROOT / "bench" / "inference.py"), "--model", str(model),
                "--data", data, "--threads", "1", "--batch-workers", "2", "--gc-freeze",
                "--speed-only", "--precisions", "int8", "--repeats", "2"]  # fmt: skip
-    out = subprocess.run(command, capture_output=True, text=True, check=True, env=os.environ)
+    out = subprocess.run(command, capture_output=True, text=True, check=True)
     result = json.loads(out.stdout)["int8"]
     return result["parse"]["p50_ms"], result["parse_batch_256_per_s"]
 

@@ -115,6 +115,7 @@ class WordHash(nn.Module):
 _LOWER, _UPPER, _DIGIT, _OTHER_LETTER, _SYMBOL = 1, 2, 3, 4, 5
 _SHAPE_CLASSES = 6
 _SHAPE_RUNS = 4  # the first runs a shape spells out; longer shapes keep a "more" flag
+_SPELLED_CODES = _SHAPE_CLASSES**_SHAPE_RUNS  # codes below this spell the runs out
 
 
 def char_classes(chars: Sequence[str]) -> Tensor:
@@ -147,8 +148,7 @@ class WordShape(nn.Module):
         self.register_buffer("classes", char_classes(chars), persistent=False)  # (num_chars,)
         powers = _SHAPE_CLASSES ** torch.arange(_SHAPE_RUNS)
         self.register_buffer("powers", powers, persistent=False)  # (runs,)
-        more = _SHAPE_CLASSES**_SHAPE_RUNS  # codes below this spell the runs out
-        self.embedding = nn.Embedding(2 * more, dim, padding_idx=0)
+        self.embedding = nn.Embedding(2 * _SPELLED_CODES, dim, padding_idx=0)
         self.output_dim = dim
 
     def codes(self, char_ids: Tensor) -> Tensor:
@@ -156,11 +156,12 @@ class WordShape(nn.Module):
         kinds = self.classes[char_ids]  # (B, T, L)
         previous = F.pad(kinds, (1, 0))[..., :-1]
         starts = (kinds != previous) & (kinds != 0)  # (B, T, L): where a run begins
-        run = (starts.cumsum(dim=-1) - 1).clamp(min=0, max=_SHAPE_RUNS - 1)  # (B, T, L)
-        spelled = starts & (starts.cumsum(dim=-1) <= _SHAPE_RUNS)
+        runs = starts.cumsum(dim=-1)  # (B, T, L): how many runs have begun
+        spelled = starts & (runs <= _SHAPE_RUNS)
+        run = (runs - 1).clamp(min=0, max=_SHAPE_RUNS - 1)  # (B, T, L)
         code = (kinds * self.powers[run] * spelled).sum(dim=-1)  # (B, T)
-        more = starts.sum(dim=-1) > _SHAPE_RUNS
-        return code + more * _SHAPE_CLASSES**_SHAPE_RUNS
+        more = runs[..., -1] > _SHAPE_RUNS
+        return code + more * _SPELLED_CODES
 
     def forward(self, char_ids: Tensor) -> Tensor:
         """char_ids: (B, T, L) -> (B, T, dim); padding tokens get zeros."""
