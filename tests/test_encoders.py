@@ -216,9 +216,7 @@ def test_training_on_the_cpu_splits_directions_with_the_packed_states_and_gradie
     # another step, must draw the dropout masks of an uninterrupted one.
     assert torch.equal(torch.get_rng_state(), rng)
     packed, packed_grads = run(encoder._forward_packed)
-    assert (
-        encoder._split is not None and encoder._split[0][0].weight_hh_l0 is encoder.rnn.weight_hh_l0
-    )
+    assert encoder._split(encoder.rnn)[0][0].weight_hh_l0 is encoder.rnn.weight_hh_l0
     torch.testing.assert_close(split * mask.unsqueeze(2), packed, atol=1e-6, rtol=0)
     for mine, theirs in zip(split_grads, packed_grads, strict=True):
         torch.testing.assert_close(mine, theirs, atol=1e-5, rtol=1e-5)

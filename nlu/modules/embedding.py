@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
+from nlu.modules.encoder import DirectionSplit, by_direction
 from nlu.modules.vectors import PretrainedVectors
 from nlu.vocab import PAD, PAD_ID
 
@@ -51,24 +52,37 @@ class CharLSTM(nn.Module):
         self.embedding = nn.Embedding(num_chars, char_dim, padding_idx=0)
         self.lstm = nn.LSTM(char_dim, hidden_dim, batch_first=True, bidirectional=True)
         self.output_dim = 2 * hidden_dim
+        self._split = DirectionSplit()
 
     def forward(self, char_ids: Tensor) -> Tensor:
         """char_ids: (B, T, L) -> (B, T, 2 * hidden_dim); padding tokens get zeros."""
         batch, seq_len, word_len = char_ids.shape
         flat = char_ids.reshape(batch * seq_len, word_len)
-        lengths = (flat != 0).sum(dim=1)  # (B*T,)
-        real = lengths > 0  # padding tokens have no characters, and packing needs length >= 1
-        out = self.embedding.weight.new_zeros(batch * seq_len, self.output_dim)  # (B*T, 2H)
+        chars = flat != 0  # (B*T, L); padding tokens have no characters
+        split = self._split(self.lstm)
+        if split is None:  # a quantized LSTM
+            return self._packed(flat, chars).reshape(batch, seq_len, -1)
+        # Each direction on the padded words as they are (see `by_direction`): the forward
+        # state after a word's last character, and the backward state after its first.
+        states = by_direction(split, self.embedding(flat), chars)  # (B*T, L, 2H)
+        half = states.shape[2] // 2
+        last = (chars.sum(dim=1) - 1).clamp(min=0)  # (B*T,)
+        forward = states.gather(1, last.view(-1, 1, 1).expand(-1, 1, half))[:, 0]  # (B*T, H)
+        return torch.cat([forward, states[:, 0, half:]], dim=1).reshape(batch, seq_len, -1)
+
+    def _packed(self, flat: Tensor, chars: Tensor) -> Tensor:
+        """The final states of the real words through the fused module, packed: (B*T, 2H)."""
+        lengths = chars.sum(dim=1)  # (B*T,)
+        real = lengths > 0  # packing needs length >= 1
+        out = self.embedding.weight.new_zeros(flat.shape[0], self.output_dim)  # (B*T, 2H)
         if real.any():
             x = self.embedding(flat[real])  # (N, L, char_dim)
-            # Packed, the final states are read at each word's own last character, whatever the
-            # padding the longest word of the batch needs.
             packed = pack_padded_sequence(
                 x, lengths[real].cpu(), batch_first=True, enforce_sorted=False
             )
             _, (h, _) = self.lstm(packed)  # h: (2, N, H), forward then backward
             out = out.index_put((real.nonzero().squeeze(1),), torch.cat([h[0], h[1]], dim=-1))
-        return out.reshape(batch, seq_len, -1)
+        return out
 
 
 def trigram_buckets(char_ids: Tensor, num_buckets: int) -> Tensor:
@@ -98,16 +112,16 @@ class WordHash(nn.Module):
         if num_buckets < 1:
             raise ValueError(f"expected at least 1 word hash bucket, found {num_buckets}")
         self.num_buckets = num_buckets
-        # Row 0 is "no trigram": it stays zero and is left out of the mean.
-        self.embedding = nn.EmbeddingBag(num_buckets + 1, dim, mode="mean", padding_idx=0)
+        # Row 0 is "no trigram": it stays zero and is left out of the mean. (An `EmbeddingBag`
+        # computes the same mean, but does not export to ONNX with a padding row.)
+        self.embedding = nn.Embedding(num_buckets + 1, dim, padding_idx=0)
         self.output_dim = dim
 
     def forward(self, char_ids: Tensor) -> Tensor:
         """char_ids: (B, T, L) -> (B, T, dim); padding tokens get zeros."""
-        batch, seq_len, word_len = char_ids.shape
         buckets = trigram_buckets(char_ids, self.num_buckets)  # (B, T, L)
-        bags = self.embedding(buckets.reshape(batch * seq_len, word_len))  # (B*T, dim)
-        return bags.reshape(batch, seq_len, -1)
+        count = (buckets != 0).sum(dim=-1, keepdim=True).clamp(min=1)  # (B, T, 1)
+        return self.embedding(buckets).sum(dim=2) / count
 
 
 # Character classes of the word shape; 0 is padding. Letters without case (Han, kana) are
@@ -156,7 +170,7 @@ class WordShape(nn.Module):
         kinds = self.classes[char_ids]  # (B, T, L)
         previous = F.pad(kinds, (1, 0))[..., :-1]
         starts = (kinds != previous) & (kinds != 0)  # (B, T, L): where a run begins
-        runs = starts.cumsum(dim=-1)  # (B, T, L): how many runs have begun
+        runs = starts.long().cumsum(dim=-1)  # (B, T, L): how many runs have begun
         spelled = starts & (runs <= _SHAPE_RUNS)
         run = (runs - 1).clamp(min=0, max=_SHAPE_RUNS - 1)  # (B, T, L)
         code = (kinds * self.powers[run] * spelled).sum(dim=-1)  # (B, T)

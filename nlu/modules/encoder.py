@@ -46,9 +46,8 @@ class RNNEncoder(nn.Module):
         self.bidirectional = bidirectional
         self._directions: list[list[nn.RNNBase]] | None = None  # see `freeze`
         # One-direction float32 modules sharing self.rnn's parameters: the CPU path for padded
-        # batches, in training too (see `_split_modules`).
-        self._split: list[list[nn.RNNBase]] | None = None
-        self._split_of: tuple[int, ...] = ()
+        # batches, in training too.
+        self._split = DirectionSplit()
         self.output_dim = hidden_dim * (2 if bidirectional else 1)
         between = dropout if num_layers > 1 else 0.0
         self.between = Dropout(between)
@@ -82,7 +81,7 @@ class RNNEncoder(nn.Module):
         if bool(mask.all()):
             # No padding (always so for one sentence): packing would only cost time.
             return self.rnn(inputs)[0]
-        if inputs.device.type == "cpu" and (split := self._split_modules()) is not None:
+        if inputs.device.type == "cpu" and (split := self._split(self.rnn)) is not None:
             # A sixth faster than packing for a training step of the default BiLSTM (and
             # tested equal): packing runs the recurrence off oneDNN's kernel (see `freeze`).
             return self._forward_by_direction(inputs, mask, split)
@@ -125,12 +124,28 @@ class RNNEncoder(nn.Module):
             self._directions = None
         return super().train(mode)
 
-    def _split_modules(self) -> list[list[nn.RNNBase]] | None:
-        """One one-direction float32 module a layer and direction, sharing this encoder's
-        parameters (so training updates them through it); None for a module that is no float
-        `nn.LSTM`, `nn.GRU` or `nn.RNN` (a quantized one). Rebuilt if the parameters are
-        replaced rather than updated."""
-        rnn = self.rnn
+    def _forward_by_direction(
+        self, inputs: Tensor, mask: Tensor, directions: list[list[nn.RNNBase]] | None = None
+    ) -> Tensor:
+        """`forward` of a batch through one-direction modules: `directions`, or those `freeze`
+        built."""
+        directions = directions or self._directions
+        assert directions is not None
+        return by_direction(directions, inputs, mask, self.between)
+
+
+class DirectionSplit:
+    """One one-direction float32 module a layer and direction of a fused `nn.LSTM`, `nn.GRU`
+    or `nn.RNN`, sharing its parameters (so training updates them through it); built on the
+    first call and again if the parameters are replaced rather than updated. None for a module
+    that is no such float module (a quantized one). Held in a plain attribute, so the modules
+    are no submodules and add nothing to a state dict."""
+
+    def __init__(self) -> None:
+        self._split: list[list[nn.RNNBase]] | None = None
+        self._split_of: tuple[int, ...] = ()
+
+    def __call__(self, rnn: nn.Module) -> list[list[nn.RNNBase]] | None:
         if type(rnn) not in (nn.LSTM, nn.GRU, nn.RNN) or rnn.weight_ih_l0.dtype != torch.float32:
             return None
         params = tuple(id(p) for p in rnn.parameters())
@@ -138,25 +153,30 @@ class RNNEncoder(nn.Module):
             self._split, self._split_of = _by_direction(rnn), params
         return self._split
 
-    def _forward_by_direction(
-        self, inputs: Tensor, mask: Tensor, directions: list[list[nn.RNNBase]] | None = None
-    ) -> Tensor:
-        """`forward` of a batch through one-direction modules: `directions`, or those `freeze`
-        built."""
-        lengths = mask.sum(dim=1)  # (B,)
-        directions = directions or self._directions
-        assert directions is not None
-        # (B, T, E), then (B, T, directions * H) after each layer
-        x = inputs.to(directions[0][0].weight_ih_l0.dtype)
-        for i, layer in enumerate(directions):
-            if i > 0:
-                x = self.between(x)  # the dropout a stacked fused module applies in training
-            states = [layer[0](x)[0]]  # (B, T, H); padding comes after every real token
-            if len(layer) == 2:
-                backward = layer[1](reverse_padded(x, lengths))[0]
-                states.append(reverse_padded(backward, lengths))
-            x = torch.cat(states, dim=2) if len(states) == 2 else states[0]
-        return x.to(inputs.dtype) * mask.unsqueeze(2)  # zero on padding, as unpacking leaves it
+
+def by_direction(
+    directions: list[list[nn.RNNBase]],
+    inputs: Tensor,
+    mask: Tensor,
+    between: nn.Module | None = None,
+) -> Tensor:
+    """A padded batch (B, T, E) through one-direction modules, a list per layer ([forward] or
+    [forward, backward]): (B, T, directions * H), zero on padding, as a packed pass of the fused
+    module gives it. `between` runs on the input of every layer after the first (the dropout of
+    a stacked fused module). Exact without packing: right padding comes after every real token,
+    and the backward module reads each sentence reversed within its own length."""
+    lengths = mask.sum(dim=1)  # (B,)
+    # (B, T, E), then (B, T, directions * H) after each layer
+    x = inputs.to(directions[0][0].weight_ih_l0.dtype)
+    for i, layer in enumerate(directions):
+        if i > 0 and between is not None:
+            x = between(x)
+        states = [layer[0](x)[0]]  # (B, T, H); padding comes after every real token
+        if len(layer) == 2:
+            backward = layer[1](reverse_padded(x, lengths))[0]
+            states.append(reverse_padded(backward, lengths))
+        x = torch.cat(states, dim=2) if len(states) == 2 else states[0]
+    return x.to(inputs.dtype) * mask.unsqueeze(2)  # zero on padding, as unpacking leaves it
 
 
 def _by_direction(rnn: nn.RNNBase, dtype: torch.dtype = torch.float32) -> list[list[nn.RNNBase]]:
@@ -284,33 +304,90 @@ class PeepholeLayer(nn.Module):
             self.bias[:, h : 2 * h] = forget_bias
 
     def forward(self, x: Tensor, mask: Tensor, lengths: Tensor) -> Tensor:
-        batch, seq_len, _ = x.shape
+        if torch.onnx.is_in_onnx_export():
+            ours = (self.weight_ih, self.weight_hh, self.bias, self.peephole)
+            return _PeepholeAsOnnx.apply(x, mask, lengths, *ours, *self.onnx_weights(x))
+        return peephole_layer(x, mask, lengths, self.weight_ih, self.weight_hh, self.bias,
+                              self.peephole)  # fmt: skip
+
+    def onnx_weights(self, x: Tensor) -> tuple[Tensor, ...]:
+        """The inputs of an ONNX `LSTM` node that computes this layer: W (D, 4H, E), R (D, 4H,
+        H), B (D, 8H), initial h and c (D, B, H), zero, and P (D, 3H). ONNX orders the gates
+        input, output, forget, cell and the peepholes input, output, forget; ours are input,
+        forget, cell, output and input, forget, output."""
         h = self.hidden_dim
-        # The backward direction reads each sentence reversed within its own length.
-        streams = [x] if self.directions == 1 else [x, reverse_padded(x, lengths)]
-        stacked = torch.stack(streams)  # (D, B, T, E)
-        # One input projection for all steps: (D, B, T, 4H).
-        projected = (
-            torch.einsum("dbte,deg->dbtg", stacked, self.weight_ih) + self.bias[:, None, None]
-        )
-        hidden = x.new_zeros(self.directions, batch, h)
-        cell = x.new_zeros(self.directions, batch, h)
-        p_in, p_forget, p_out = self.peephole.unbind(dim=1)  # each (D, H)
-        p_in, p_forget, p_out = p_in[:, None], p_forget[:, None], p_out[:, None]
-        outputs = []
-        for t in range(seq_len):
-            gates = torch.baddbmm(projected[:, :, t], hidden, self.weight_hh)  # (D, B, 4H)
-            i, f, g, o = gates.split(h, dim=2)
-            i = torch.sigmoid(i + p_in * cell)
-            f = torch.sigmoid(f + p_forget * cell)
-            new_cell = f * cell + i * torch.tanh(g)
-            o = torch.sigmoid(o + p_out * new_cell)
-            new_hidden = o * torch.tanh(new_cell)
-            keep = mask[:, t].view(1, batch, 1)  # padding leaves the state as it was
-            cell = torch.where(keep, new_cell, cell)
-            hidden = torch.where(keep, new_hidden, hidden)
-            outputs.append(new_hidden * keep)
-        states = torch.stack(outputs, dim=2)  # (D, B, T, H)
-        if self.directions == 1:
-            return states[0]
-        return torch.cat([states[0], reverse_padded(states[1], lengths)], dim=2)
+        gates = torch.cat([torch.arange(0, h), torch.arange(3 * h, 4 * h),
+                           torch.arange(h, 2 * h), torch.arange(2 * h, 3 * h)])  # fmt: skip
+        w = self.weight_ih.transpose(1, 2)[:, gates]
+        r = self.weight_hh.transpose(1, 2)[:, gates]
+        b = torch.cat([self.bias[:, gates], torch.zeros_like(self.bias)], dim=1)
+        start = x.new_zeros(self.directions, x.shape[0], h)
+        p = self.peephole[:, [0, 2, 1]].reshape(self.directions, 3 * h)
+        return w, r, b, start, start, p
+
+
+class _PeepholeAsOnnx(torch.autograd.Function):
+    """A `PeepholeLayer` as one ONNX `LSTM` node, which has peepholes and reads each
+    sentence's length, so that the exported graph holds no loop unrolled to the traced length.
+    In PyTorch (what the tracer runs to learn the shapes) it is `peephole_layer` of our weights;
+    the node reads the same weights in ONNX's layout (`PeepholeLayer.onnx_weights`)."""
+
+    @staticmethod
+    def forward(ctx, x, mask, lengths, weight_ih, weight_hh, bias, peephole, *onnx_weights):
+        return peephole_layer(x, mask, lengths, weight_ih, weight_hh, bias, peephole)
+
+    @staticmethod
+    def symbolic(g, x, mask, lengths, weight_ih, weight_hh, bias, peephole, w, r, b, h0, c0, p):
+        directions, hidden = weight_hh.type().sizes()[:2]
+        steps = g.op("Transpose", x, perm_i=[1, 0, 2])  # (T, B, E)
+        lengths = g.op("Cast", lengths, to_i=6)  # int32, as the LSTM node reads them
+        states, _, _ = g.op(
+            "LSTM", steps, w, r, b, lengths, h0, c0, p, outputs=3, hidden_size_i=hidden,
+            direction_s="bidirectional" if directions == 2 else "forward",
+        )  # fmt: skip
+        states = g.op("Transpose", states, perm_i=[2, 0, 1, 3])  # (B, T, D, H)
+        states = g.op("Reshape", states, g.op("Constant", value_t=torch.tensor([0, 0, -1])))
+        real = g.op("Cast", g.op("Unsqueeze", mask, g.op("Constant", value_t=torch.tensor([2]))),
+                    to_i=1)  # fmt: skip
+        return g.op("Mul", states, real)  # zero on padding, float (B, T, 1)
+
+
+def peephole_layer(
+    x: Tensor,
+    mask: Tensor,
+    lengths: Tensor,
+    weight_ih: Tensor,
+    weight_hh: Tensor,
+    bias: Tensor,
+    peephole: Tensor,
+) -> Tensor:
+    """A `PeepholeLayer` with these weights: (B, T, E) -> (B, T, directions * H), zero on
+    padding."""
+    batch, seq_len, _ = x.shape
+    directions, h = weight_hh.shape[0], weight_hh.shape[1]
+    # The backward direction reads each sentence reversed within its own length.
+    streams = [x] if directions == 1 else [x, reverse_padded(x, lengths)]
+    stacked = torch.stack(streams)  # (D, B, T, E)
+    # One input projection for all steps: (D, B, T, 4H).
+    projected = torch.einsum("dbte,deg->dbtg", stacked, weight_ih) + bias[:, None, None]
+    hidden = x.new_zeros(directions, batch, h)
+    cell = x.new_zeros(directions, batch, h)
+    p_in, p_forget, p_out = peephole.unbind(dim=1)  # each (D, H)
+    p_in, p_forget, p_out = p_in[:, None], p_forget[:, None], p_out[:, None]
+    outputs = []
+    for t in range(seq_len):
+        gates = torch.baddbmm(projected[:, :, t], hidden, weight_hh)  # (D, B, 4H)
+        i, f, g, o = gates.split(h, dim=2)
+        i = torch.sigmoid(i + p_in * cell)
+        f = torch.sigmoid(f + p_forget * cell)
+        new_cell = f * cell + i * torch.tanh(g)
+        o = torch.sigmoid(o + p_out * new_cell)
+        new_hidden = o * torch.tanh(new_cell)
+        keep = mask[:, t].view(1, batch, 1)  # padding leaves the state as it was
+        cell = torch.where(keep, new_cell, cell)
+        hidden = torch.where(keep, new_hidden, hidden)
+        outputs.append(new_hidden * keep)
+    states = torch.stack(outputs, dim=2)  # (D, B, T, H)
+    if directions == 1:
+        return states[0]
+    return torch.cat([states[0], reverse_padded(states[1], lengths)], dim=2)
