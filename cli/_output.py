@@ -29,6 +29,15 @@ PrecisionOption = Annotated[
     ),
 ]
 Quantize = Annotated[bool, typer.Option("--quantize", help="Shorthand for --precision int8.")]
+BackendOption = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="What runs the model: onnx (the graph `nlu export` wrote, under onnxruntime), "
+        "torch (the weights as trained), or auto: onnx when the model has a graph for the "
+        "precision and onnxruntime is installed, else torch.",
+    ),
+]
 
 
 def chosen_precision(precision: str, quantize: bool) -> str:

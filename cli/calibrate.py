@@ -24,11 +24,13 @@ def calibrate(
     from nlu import archive
     from nlu.data.seqio import read_seqio, resolve_split
     from nlu.eval.calibration import calibrate_intents
+    from nlu.inference import onnx_engine
     from nlu.parser import Parser
 
     with user_errors(), data_notes():
         model_dir = archive.resolve_model_dir(default_model(model))
-        parser = Parser.load(model_dir)
+        parser = Parser.load(model_dir, backend="torch")  # the temperature lives in the weights
+        exported = (model_dir / onnx_engine.RUNTIME_FILE).is_file()
         examples = read_seqio(resolve_split(data, split))
         before = float(parser.model.intent_head.temperature)
         temperature = calibrate_intents(parser, examples)
@@ -38,6 +40,10 @@ def calibrate(
             "intent_temperature_fitted_on": f"{data}/{split}",
         }
         archive.save(model_dir, parser.config, parser.vocabs, parser.model, info)
+        if exported:  # the graph's runtime.json holds the temperature too
+            from nlu.export import export_onnx
+
+            export_onnx(model_dir)
     typer.echo(
         f"{model_dir}: intent temperature {before:.4f} -> {temperature:.4f} "
         f"(fitted on {data}/{split}, {len(examples)} utterances)"

@@ -13,6 +13,7 @@ from cli.calibrate import calibrate
 from cli.compare import compare
 from cli.data import app as data_app
 from cli.evaluate import evaluate
+from cli.export import export
 from cli.serve import serve
 from cli.shell import shell
 from cli.tag import tag
@@ -24,7 +25,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     help="Joint intent detection and slot filling for dialogue systems.",
 )
-for command in (train, evaluate, calibrate, compare, tag, shell, serve):
+for command in (train, evaluate, calibrate, compare, tag, shell, serve, export):
     app.command()(command)
 app.add_typer(data_app, name="data")
 app.add_typer(analyze_app, name="analyze")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from cli._output import (
+    BackendOption,
     ModelDir,
     PrecisionOption,
     Quantize,
@@ -50,6 +51,7 @@ def serve(
     ] = 1,
     precision: PrecisionOption = "float32",
     quantize: Quantize = False,
+    backend: BackendOption = "auto",
     workers: Annotated[
         int,
         typer.Option(
@@ -79,13 +81,15 @@ def serve(
     precision = chosen_precision(precision, quantize)
     with user_errors():
         # Loaded here even with several workers: a bad model fails in one line, before serving.
-        parser = Parser.load(model_dir, num_threads=threads or None, precision=precision)
+        parser = Parser.load(
+            model_dir, num_threads=threads or None, precision=precision, backend=backend
+        )
     typer.echo(f"serving {parser.config.name} on http://{host}:{port} (docs at /docs)", err=True)
     if workers == 1:
         uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")
         return
+    spec = WorkerSpec(str(model_dir), threads, precision, settings, parser.backend)
     del parser  # each worker loads its own copy; the parent only supervises them
-    spec = WorkerSpec(str(model_dir), threads, precision, settings)
     if REUSE_PORT:
         serve_workers(spec, host, port, workers)
         return

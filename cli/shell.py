@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from cli._output import (
+    BackendOption,
     ModelDir,
     PrecisionOption,
     Quantize,
@@ -26,6 +27,7 @@ def shell(
     top: Annotated[int, typer.Option(help="Intents to show in the ranking.")] = 3,
     precision: PrecisionOption = "float32",
     quantize: Quantize = False,
+    backend: BackendOption = "auto",
 ) -> None:
     """Interactive prompt: each line is parsed and shown; :quit or Ctrl-D leaves."""
     from rich.console import Console
@@ -33,7 +35,9 @@ def shell(
     from nlu.parser import Parser
 
     with user_errors():
-        parser = Parser.load(default_model(model), precision=chosen_precision(precision, quantize))
+        parser = Parser.load(
+            default_model(model), precision=chosen_precision(precision, quantize), backend=backend
+        )
     console = Console(highlight=False)
     _load_history()
     console.print(f"[dim]{parser.config.name}: type an utterance; :quit or Ctrl-D leaves[/dim]")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cli._output import (
+    BackendOption,
     ModelDir,
     PrecisionOption,
     Quantize,
@@ -43,6 +44,7 @@ def tag(
     n_best: Annotated[int, typer.Option(help="Also give the k best tag sequences.")] = 0,
     precision: PrecisionOption = "float32",
     quantize: Quantize = False,
+    backend: BackendOption = "auto",
     workers: Annotated[
         int,
         typer.Option(
@@ -61,8 +63,9 @@ def tag(
         parser = Parser.load(
             default_model(model),
             precision=chosen_precision(precision, quantize),
-            num_threads=1,  # faster than torch's default here, one utterance or a batch
+            num_threads=1,  # faster than the default here, one utterance or a batch
             batch_workers=workers,
+            backend=backend,
         )
         # Torch, NumPy and the model stay for the whole run: out of the collector's reach, the
         # full collections that a file's many parses trigger do not walk them

@@ -1,5 +1,8 @@
 """The model directory: config.yaml, vocab.json, model.safetensors and info.json. No pickle.
 
+Torch loads only to read or write the weights: `load_meta` reads the rest without it, for the
+ONNX runtime (whose own files `nlu.export` adds).
+
 Writing goes to a temporary sibling folder that is renamed into place, so a crash never leaves a
 half-written model behind. Reading validates every file and names the one that is wrong.
 """
@@ -13,15 +16,15 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import Tensor, nn
 
 from nlu.config import FORMAT_VERSION, ExperimentConfig, config_from_dict, dump_config
 from nlu.vocab import Vocabs
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
 
 CONFIG_FILE = "config.yaml"
 VOCAB_FILE = "vocab.json"
@@ -47,6 +50,8 @@ def save(
     info: dict[str, Any] | None = None,
 ) -> Path:
     """Write a model directory atomically (replacing an existing one) and return its path."""
+    from safetensors.torch import save_file
+
     model_dir = Path(model_dir)
     model_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.", dir=model_dir.parent))
@@ -128,22 +133,44 @@ def _read_vocabs(path: Path) -> Vocabs:
         raise ValueError(f"{path}: invalid vocabulary ({e})") from None
 
 
-def load(model_dir: str | os.PathLike) -> Archive:
-    """Read and validate a model directory (or a run directory holding `model/`)."""
+@dataclass(frozen=True)
+class Meta:
+    """What a model directory holds beside its weights."""
+
+    model_dir: Path
+    config: ExperimentConfig
+    vocabs: Vocabs
+    info: dict[str, Any]
+
+
+def load_meta(model_dir: str | os.PathLike) -> Meta:
+    """Read and validate a model directory's config, vocabularies and info (no torch)."""
     model_dir = resolve_model_dir(model_dir)
-    for name in (CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE):
+    for name in (CONFIG_FILE, VOCAB_FILE):
         if not (model_dir / name).is_file():
             raise FileNotFoundError(f"{model_dir / name}: missing from the model directory")
     config = _read_config(model_dir / CONFIG_FILE)
     vocabs = _read_vocabs(model_dir / VOCAB_FILE)
-    try:
-        state_dict = load_file(str(model_dir / WEIGHTS_FILE))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise ValueError(f"{model_dir / WEIGHTS_FILE}: corrupt weights ({e})") from None
     info: dict[str, Any] = {}
     if (model_dir / INFO_FILE).is_file():
         try:
             info = json.loads((model_dir / INFO_FILE).read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ValueError(f"{model_dir / INFO_FILE}: corrupt ({e})") from None
-    return Archive(config, vocabs, state_dict, info)
+    return Meta(model_dir, config, vocabs, info)
+
+
+def load(model_dir: str | os.PathLike) -> Archive:
+    """Read and validate a model directory (or a run directory holding `model/`)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    model_dir = resolve_model_dir(model_dir)
+    if not (model_dir / WEIGHTS_FILE).is_file():  # named before the other files are read
+        raise FileNotFoundError(f"{model_dir / WEIGHTS_FILE}: missing from the model directory")
+    meta = load_meta(model_dir)
+    try:
+        state_dict = load_file(str(model_dir / WEIGHTS_FILE))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"{model_dir / WEIGHTS_FILE}: corrupt weights ({e})") from None
+    return Archive(meta.config, meta.vocabs, state_dict, meta.info)

@@ -1,15 +1,21 @@
-"""The one featurization path: words -> ids, shared by training, evaluation and the Parser."""
+"""The one featurization path: words -> ids, shared by training, evaluation and the Parser.
+
+`featurize` needs no torch (the ONNX runtime calls it); the batches are torch tensors, and
+torch loads when the first one is made.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING
 
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
 
 MAX_WORD_CHARS = 20  # longer words keep their first 20 characters for the character CNN
 IGNORE_INTENT = -100  # an intent the model cannot predict (unseen in training): no loss
@@ -79,6 +85,8 @@ def _pad(rows: Sequence[Sequence[int]], length: int) -> list[list[int]]:
 
 def length_mask(lengths: Sequence[int], width: int) -> Tensor:
     """(B, width) bool, True on the first `lengths[b]` positions of row b."""
+    import torch
+
     if not lengths or min(lengths) == width:  # one sentence, or equal lengths: no padding
         return torch.ones(len(lengths), width, dtype=torch.bool)
     return torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
@@ -86,6 +94,8 @@ def length_mask(lengths: Sequence[int], width: int) -> Tensor:
 
 def collate(items: Sequence[Features]) -> Batch:
     """Pad a list of features into one batch (right padding with id 0)."""
+    import torch
+
     if not items:
         raise ValueError("cannot collate an empty batch")
     max_len = max(1, max(len(f.word_ids) for f in items))

@@ -1,6 +1,8 @@
 """The public inference API: `Parser.load(model_dir).parse(text) -> Parse`.
 
-Imports torch and the model, never Lightning or `datasets`. A Parser holds no state that a call
+Imports neither torch nor onnxruntime itself: the engine that computes the scores does
+(`nlu.inference.engine`), and everything after the scores (decoding, spans, confidences, the
+`Parse`) runs here in NumPy, the same for every backend. A Parser holds no state that a call
 changes, so one instance can serve several threads at once.
 """
 
@@ -10,17 +12,14 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-import torch
 
-from nlu import archive
 from nlu.config import ExperimentConfig
 from nlu.inference.batches import BatchRunner
-from nlu.inference.precision import Precision, check_precision, quantize_int8, set_threads
+from nlu.inference.engine import Engine, Scores, check_backend, check_precision
 from nlu.inference.spans import SpanScorer
-from nlu.inference.wordcache import WordCache
-from nlu.model import JointModel, Output, build_model
 from nlu.schema import Entity, Hypothesis, Parse, Span, Token
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
@@ -40,31 +39,31 @@ class Prediction:
 
 
 class Parser:
-    """Turns raw text into a `Parse` with a trained `JointModel`."""
+    """Turns raw text into a `Parse` with a trained model, run by an `Engine`."""
 
     def __init__(
         self,
-        model: JointModel,
+        model: Any,
         vocabs: Vocabs,
         config: ExperimentConfig,
         info: dict | None = None,
         ranking_size: int = 10,
         batch_workers: int = 1,
-        precision: Precision = "float32",
+        precision: str = "float32",
     ) -> None:
+        """`model` is an `Engine`, or a torch `JointModel`, which runs in a `TorchEngine` at
+        `precision`."""
         self.batches = BatchRunner(batch_workers)  # checks the count before any work
-        check_precision(precision)
-        if precision == "int8":
-            model = quantize_int8(model)
-        batch_dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
-        self.model = model.freeze(batch_dtype)
-        self.precision = precision
+        self.tokenizer = Tokenizer(config.data.lowercase, config.data.normalize_digits)
+        if not hasattr(model, "scores"):  # a JointModel
+            from nlu.inference.torch_engine import TorchEngine
+
+            model = TorchEngine(model, vocabs, self.tokenizer, precision)
+        self.engine: Engine = model
         self.vocabs = vocabs
         self.config = config
         self.info = info or {}
         self.ranking_size = ranking_size
-        self.tokenizer = Tokenizer(config.data.lowercase, config.data.normalize_digits)
-        self.words = WordCache(self.model.embedding, vocabs, self.tokenizer)
         self.span_scorer = SpanScorer(vocabs.tags.itos)
 
     @classmethod
@@ -72,40 +71,42 @@ class Parser:
         cls,
         path: str | os.PathLike,
         num_threads: int | None = None,
-        precision: Precision = "float32",
+        precision: str = "float32",
         batch_workers: int = 1,
+        backend: str = "auto",
     ) -> Parser:
         """Load a model directory written by `nlu train` (see `nlu.archive`).
 
-        `num_threads` sets torch's intra-op threads and NumPy's BLAS threads for the whole
-        process (see `set_threads`). `precision` trades exactness for speed on a CPU:
+        `backend` says what runs the model: "torch" (the weights as trained), "onnx" (the
+        graph `nlu export` wrote, under onnxruntime, with no torch imported), or "auto": ONNX
+        when the directory holds a graph for `precision` and onnxruntime is installed, else
+        torch. `num_threads` sets the backend's intra-op threads (and NumPy's BLAS threads) for
+        the whole process (see `set_threads`). `precision` trades exactness for speed on a CPU:
         - "float32": the model as trained;
         - "int8": the recurrent and larger linear layers with int8 weights (see
           `quantize_int8`); the tags can differ from float32's on a few sentences;
-        - "bfloat16": batches of more than one sentence run the recurrent layers in bfloat16
-          (see `RNNEncoder.freeze`), a single sentence in float32, which is faster at batch 1.
-          Fast where the CPU has bfloat16 instructions (AVX512-BF16 or AMX); elsewhere it can
-          be slower than float32.
+        - "bfloat16" (torch only): batches of more than one sentence run the recurrent layers
+          in bfloat16 (see `RNNEncoder.freeze`), a single sentence in float32, which is faster
+          at batch 1. Fast where the CPU has bfloat16 instructions (AVX512-BF16 or AMX);
+          elsewhere it can be slower than float32.
         BENCHMARKS.md (inference) gives the speed and scores of each. `batch_workers` > 1 lets
         `predict` and `parse_batch` run that many batches at once, each in its own thread; pair
         it with `num_threads=1` (2 and 1 on a 2-core machine).
         """
         check_precision(precision)  # before the weights are read
+        check_backend(backend)
+        from nlu.inference import onnx_engine
+
+        if backend == "auto":
+            backend = "onnx" if onnx_engine.available(path, precision) else "torch"
+        if backend == "onnx":
+            engine, config, vocabs, info = onnx_engine.load(path, precision, num_threads)
+            return cls(engine, vocabs, config, info, batch_workers=batch_workers)
+        from nlu.inference.torch_engine import load_model, set_threads
+
         if num_threads:
             set_threads(num_threads)
-        loaded = archive.load(path)
-        model = build_model(loaded.config.model, loaded.vocabs)
-        state = dict(loaded.state_dict)
-        # Format 1 archives predate the intent temperature: theirs is 1, uncalibrated.
-        state.setdefault("intent_head.temperature", torch.ones(()))
-        try:
-            model.load_state_dict(state)
-        except RuntimeError as e:
-            first = str(e).splitlines()[0]
-            raise ValueError(
-                f"{archive.resolve_model_dir(path) / archive.WEIGHTS_FILE}: weights do not fit "
-                f"config.yaml ({first})"
-            ) from None
+        model, loaded = load_model(path)
         return cls(
             model,
             loaded.vocabs,
@@ -116,9 +117,26 @@ class Parser:
         )
 
     @property
+    def backend(self) -> str:
+        """What runs the model: "torch" or "onnx"."""
+        return self.engine.backend
+
+    @property
+    def precision(self) -> str:
+        return self.engine.precision
+
+    @property
+    def model(self) -> Any:
+        """The torch `JointModel` (the torch backend only)."""
+        model = getattr(self.engine, "model", None)
+        if model is None:
+            raise AttributeError(f"the {self.backend} backend has no torch model")
+        return model
+
+    @property
     def quantized(self) -> bool:
         """Whether some layers hold int8 weights (see `quantize_int8`)."""
-        return any(".quantized." in type(m).__module__ for m in self.model.modules())
+        return self.engine.quantized
 
     def predict(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256, n_best: int = 0
@@ -129,29 +147,36 @@ class Parser:
         """
         return self.batches.run(sentences, batch_size, lambda c: self._predict_batch(c, n_best))
 
-    @torch.inference_mode()
     def intent_logits(
         self, sentences: Sequence[Sequence[str]], batch_size: int = 256
-    ) -> torch.Tensor:
+    ) -> np.ndarray:
         """Raw intent logits (N, num_intents) of pre-tokenized sentences, in input order (what
         `nlu.eval.calibration` fits the temperature on)."""
         rows = [
-            self._forward(sentences[lo : lo + batch_size]).intent_logits
+            self._scores(sentences[lo : lo + batch_size]).intent_logits
             for lo in range(0, len(sentences), batch_size)
         ]
-        return torch.cat(rows) if rows else torch.zeros(0, len(self.vocabs.intents))
+        if not rows:
+            return np.zeros((0, len(self.vocabs.intents)), np.float32)
+        return np.concatenate(rows)
 
-    def _forward(self, chunk: Sequence[Sequence[str]]) -> Output:
-        """The model's forward pass over a batch of pre-tokenized sentences."""
+    def _scores(self, chunk: Sequence[Sequence[str]]) -> Scores:
+        """The engine's scores of a batch of pre-tokenized sentences."""
         # An empty sentence still gets an intent: the model reads one unknown word.
-        embedded, mask = self.words.embed([s or [""] for s in chunk])
-        return self.model.forward_embedded(embedded, mask)
+        return self.engine.scores([s or [""] for s in chunk])
+
+    def _probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated intent probabilities (B, num_intents), in NumPy: on one sentence's 20-odd
+        intents that is a few microseconds, against two torch calls at ~5 us each."""
+        scaled = logits / self.engine.temperature
+        scaled = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        return scaled / np.add.reduce(scaled, axis=-1, keepdims=True)
 
     def _predict_batch(self, chunk: Sequence[Sequence[str]], n_best: int) -> list[Prediction]:
-        output = self._forward(chunk)
-        head = self.model.tag_head
-        paths, confidence = head.decode_with_confidence(output.tag_scores, output.mask)
-        probs = self.model.intent_head.probabilities(output.intent_logits)
+        scores = self._scores(chunk)
+        decoder = self.engine.decoder
+        paths, confidence = decoder.decode_with_confidence(scores.tag_scores, scores.mask)
+        probs = self._probabilities(scores.intent_logits)
         intent_probs = probs.tolist()
         # Ties keep the vocabulary's order, whatever the batch.
         rankings = np.argsort(-probs, axis=1, kind="stable")[:, : self.ranking_size].tolist()
@@ -162,7 +187,7 @@ class Parser:
                 continue
             candidates.append((i, path, None))
             if n_best > 0:
-                best = head.kbest(output.tag_scores[i, : len(sentence)], n_best)
+                best = decoder.kbest(scores.tag_scores[i, : len(sentence)], n_best)
                 candidates.extend((i, alt, score) for alt, score in best)
         tagged, scored = self.span_scorer(
             [path for _, path, _ in candidates], [i for i, _, _ in candidates], confidence

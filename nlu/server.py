@@ -56,6 +56,7 @@ class WorkerSpec:
     threads: int
     precision: str
     settings: ServerSettings
+    backend: str = "auto"
 
     ENV = "NLU_SERVE_WORKER"
 
@@ -72,7 +73,10 @@ class WorkerSpec:
 def worker_app() -> FastAPI:
     """The app of one worker process of `nlu serve --workers N`."""
     spec = WorkerSpec.from_env()
-    parser = Parser.load(spec.model, num_threads=spec.threads or None, precision=spec.precision)
+    parser = Parser.load(
+        spec.model, num_threads=spec.threads or None, precision=spec.precision,
+        backend=spec.backend,
+    )  # fmt: skip
     return create_app(parser, spec.settings)
 
 
@@ -231,6 +235,7 @@ def model_summary(parser: Parser) -> dict[str, Any]:
         "created": info.get("created"),
         "quantized": parser.quantized,
         "precision": parser.precision,
+        "backend": parser.backend,
     }
 
 

@@ -7,9 +7,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nlu.decode.forward_backward import ForwardBackward
+from nlu.decode.viterbi import viterbi
 from nlu.modules.crf import LinearChainCRF
-from nlu.modules.forward_backward import ForwardBackward
-from nlu.modules.viterbi import viterbi
 
 
 def viterbi_tensors(crf: LinearChainCRF, emissions: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:

@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from nlu.modules import forward_backward as fb_module
-from nlu.modules.confidence import CRFConfidence, SpanRequests
+from nlu.decode import forward_backward as fb_module
+from nlu.decode.confidence import CRFConfidence, SpanRequests
+from nlu.decode.forward_backward import _scaled_forward_backward, best_paths
+from nlu.decode.viterbi import viterbi
 from nlu.modules.crf import LinearChainCRF
 from nlu.modules.decode_tables import Constraints
-from nlu.modules.forward_backward import _scaled_forward_backward, best_paths
-from nlu.modules.viterbi import viterbi
 from nlu.tags import allowed_starts, allowed_transitions
 from tests.reference import log_alpha_beta, marginals, viterbi_tensors
 

@@ -3,8 +3,8 @@ import random
 import numpy as np
 import pytest
 
+from nlu.decode.confidence import SpanRequests
 from nlu.inference.spans import SpanScorer
-from nlu.modules.confidence import SpanRequests
 from nlu.schema import Span
 from nlu.tags import spans
 

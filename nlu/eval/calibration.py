@@ -57,7 +57,7 @@ def fit_temperature(logits: Tensor, targets: Tensor) -> float:
 def calibrate_intents(parser, examples) -> float:
     """Fit the intent temperature of `parser`'s model on `examples` (held-out data with
     `tokens` and `intent`), set it in the model and return it."""
-    logits = parser.intent_logits([e.tokens for e in examples])
+    logits = torch.from_numpy(parser.intent_logits([e.tokens for e in examples]))
     stoi = parser.vocabs.intents.stoi
     targets = torch.tensor([stoi.get(e.intent, IGNORE_INTENT) for e in examples])
     temperature = fit_temperature(logits, targets)

@@ -7,8 +7,6 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-import torch
-
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -17,9 +15,9 @@ class BatchRunner:
     """Runs a function over batches of items of similar length (less padding), in `workers`
     threads at once, and returns the results in input order.
 
-    Torch and NumPy release the GIL in their kernels, so on 2 cores two threads overlap one
-    batch's recurrent pass with another's Python work (BENCHMARKS.md, inference). The threads
-    start on first use.
+    Torch, onnxruntime and NumPy release the GIL in their kernels, so on 2 cores two threads
+    overlap one batch's recurrent pass with another's Python work (BENCHMARKS.md, inference).
+    The threads start on first use.
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -32,13 +30,12 @@ class BatchRunner:
     def run(
         self, items: Sequence[T], batch_size: int, run: Callable[[list[T]], list[R]]
     ) -> list[R]:
-        """`run` of each batch of `items` (sorted by `len`), each inside inference mode."""
+        """`run` of each batch of `items` (sorted by `len`)."""
         order = sorted(range(len(items)), key=lambda i: len(items[i]))
         chunks = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
 
         def run_chunk(indices: list[int]) -> list[R]:
-            with torch.inference_mode():  # thread-local: each worker thread enters it itself
-                return run([items[i] for i in indices])
+            return run([items[i] for i in indices])
 
         if self.workers > 1 and len(chunks) > 1:
             done = self._threads().map(run_chunk, chunks)

@@ -8,22 +8,14 @@ BENCHMARKS.md (inference) gives the speed and scores of each.
 from __future__ import annotations
 
 import warnings
-from typing import Literal
 
 import torch
 from torch import nn
-from torch.nn.modules.linear import NonDynamicallyQuantizableLinear
 
+from nlu.inference.engine import PRECISIONS, Precision, check_precision
 from nlu.model import JointModel
 
-Precision = Literal["float32", "int8", "bfloat16"]
-PRECISIONS = ("float32", "int8", "bfloat16")
-
-
-def check_precision(precision: str) -> None:
-    """Raise `ValueError` unless `precision` is one `Parser.load` knows."""
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
+__all__ = ["PRECISIONS", "Precision", "check_precision", "quantize_int8", "set_threads"]
 
 
 def set_threads(num_threads: int) -> None:
@@ -77,19 +69,11 @@ MIN_QUANTIZED_WEIGHTS = 16384
 
 
 def _worth_quantizing(model: nn.Module) -> set[str]:
-    """Names of the recurrent layers, and of the linear layers with enough weights to gain.
-
-    The output projection of `nn.MultiheadAttention` stays float: the attention reads its
-    `weight` tensor directly, which a quantized layer no longer has (PyTorch marks it with
-    `NonDynamicallyQuantizableLinear` for this reason)."""
+    """Names of the recurrent layers, and of the linear layers with enough weights to gain."""
     names = set()
     for name, module in model.named_modules():
         if isinstance(module, (nn.LSTM, nn.GRU)):
             names.add(name)
-        elif (
-            isinstance(module, nn.Linear)
-            and not isinstance(module, NonDynamicallyQuantizableLinear)
-            and module.weight.numel() >= MIN_QUANTIZED_WEIGHTS
-        ):
+        elif isinstance(module, nn.Linear) and module.weight.numel() >= MIN_QUANTIZED_WEIGHTS:
             names.add(name)
     return names

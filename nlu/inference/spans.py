@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nlu.modules.confidence import SpanConfidence, SpanRequests
+from nlu.decode.confidence import SpanConfidence, SpanRequests
 from nlu.schema import Span
 from nlu.tags import OUTSIDE, spans, split_tag
 

@@ -6,9 +6,9 @@ recursion takes a (batch, tags, tags) log-sum-exp; about 5x faster forward and b
 CPU, and tested equal to pytorch-crf's, which stays as the oracle and as an option
 (`model.crf_likelihood: pytorch-crf`). Decoding does not use its `decode`, whose backtrace
 walks every sentence in Python: `decode` runs a scaled forward-backward over the whole batch
-(`nlu.modules.forward_backward`), which proves the best path of most sentences (its probability
-is above 1/2), and Viterbi (`nlu.modules.viterbi`) over the rest. The same forward-backward gives
-the span confidences (`nlu.modules.confidence`). Both are tested equal to brute force.
+(`nlu.decode.forward_backward`), which proves the best path of most sentences (its probability
+is above 1/2), and Viterbi (`nlu.decode.viterbi`) over the rest. The same forward-backward gives
+the span confidences (`nlu.decode.confidence`). Both are tested equal to brute force.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import torch
 from torch import Tensor
 from torchcrf import CRF
 
-from nlu.modules.decode_tables import Constraints, DecodesWithTables, DecodeTables
-from nlu.modules.forward_backward import ForwardBackward, decode, forward_backward
-from nlu.modules.viterbi import kbest_paths
+from nlu.decode.forward_backward import ForwardBackward, decode, forward_backward
+from nlu.decode.tables import DecodeTables
+from nlu.decode.viterbi import kbest_paths
+from nlu.modules.decode_tables import Constraints, DecodesWithTables
 
 LIKELIHOODS = ("scaled", "pytorch-crf")
 
@@ -72,7 +73,7 @@ class LinearChainCRF(DecodesWithTables):
         return -self.crf(emissions, tags, mask=mask, reduction="mean")
 
     def forward_backward(self, emissions: Tensor, mask: Tensor) -> ForwardBackward:
-        """See `nlu.modules.forward_backward.forward_backward`."""
+        """See `nlu.decode.forward_backward.forward_backward`."""
         return forward_backward(emissions, mask, self.tables())
 
     def decode(self, emissions: Tensor, mask: Tensor) -> list[list[int]]:

@@ -9,16 +9,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlu.modules.confidence import CRFConfidence, SoftmaxConfidence
+from nlu.decode.confidence import SpanConfidence
+from nlu.decode.decoder import TagDecoder
+from nlu.decode.tables import DecodeTables
 from nlu.modules.crf import LinearChainCRF
-from nlu.modules.decode_tables import Constraints, DecodesWithTables, DecodeTables
-from nlu.modules.forward_backward import best_paths, decode, forward_backward
-from nlu.modules.viterbi import kbest_paths
+from nlu.modules.decode_tables import Constraints, DecodesWithTables
 
 
 class SoftmaxTagHead(DecodesWithTables):
@@ -52,23 +51,24 @@ class SoftmaxTagHead(DecodesWithTables):
         """Best tag ids of each sentence, trimmed to its length: the most probable tag of each
         token, or with constraints the best allowed sequence of token log-probabilities (found
         as the CRF's are, see `LinearChainCRF.decode`)."""
-        if self.constrained:
-            return decode(scores.log_softmax(dim=-1), mask, self.tables())
-        lengths = mask.sum(dim=1).tolist()
-        return [row[:n] for row, n in zip(scores.argmax(dim=-1).tolist(), lengths)]
+        return self.decoder().decode(scores, mask)
 
     def kbest(self, scores: Tensor, k: int) -> list[tuple[list[int], float]]:
         """k best sequences of one sentence (scores: (T, K)); a score is a sum of log-probs."""
-        return kbest_paths(scores.log_softmax(dim=-1), k, self.tables())
+        return self.decoder().kbest(scores, k)
 
     def build_tables(self) -> DecodeTables:
         return DecodeTables(self.start_bias, self.transition_bias, self.end_bias)
 
+    def decoder(self) -> TagDecoder:
+        """How its scores decode, in NumPy (what a Parser holds)."""
+        return TagDecoder("softmax", self.tables(), self.constrained)
+
     def decode_with_confidence(
         self, scores: Tensor, mask: Tensor
-    ) -> tuple[list[list[int]], SoftmaxConfidence]:
-        """`decode`, and what scores the spans of any tag sequence (see `CRFTagHead`)."""
-        return self.decode(scores, mask), SoftmaxConfidence(scores)
+    ) -> tuple[list[list[int]], SpanConfidence]:
+        """`decode`, and what scores the spans of any tag sequence (see `TagDecoder`)."""
+        return self.decoder().decode_with_confidence(scores, mask)
 
 
 class CRFTagHead(nn.Module):
@@ -105,15 +105,15 @@ class CRFTagHead(nn.Module):
         """Build the decode tables once, for inference; see `LinearChainCRF.freeze`."""
         self.crf.freeze()
 
+    def decoder(self) -> TagDecoder:
+        """How its scores decode, in NumPy (what a Parser holds)."""
+        return TagDecoder("crf", self.crf.tables())
+
     def decode_with_confidence(
         self, scores: Tensor, mask: Tensor
-    ) -> tuple[list[list[int]], CRFConfidence]:
-        """`decode`, and what scores the spans of any tag sequence. One forward-backward serves
-        both: it gives the span confidences, and it proves most best paths without Viterbi
-        (`nlu.modules.forward_backward.best_paths`)."""
-        tables = self.crf.tables()
-        fb = forward_backward(scores, mask, tables)
-        return best_paths(fb, scores, mask, tables), CRFConfidence(scores, fb, tables)
+    ) -> tuple[list[list[int]], SpanConfidence]:
+        """`decode`, and what scores the spans of any tag sequence (see `TagDecoder`)."""
+        return self.decoder().decode_with_confidence(scores, mask)
 
 
 TAG_HEADS = {"softmax": SoftmaxTagHead, "crf": CRFTagHead}
@@ -221,17 +221,10 @@ class IntentHead(nn.Module):
         self.parts = IntentParts(labels) if labels is not None else None
         outputs = len(self.parts.parts) if self.parts is not None else num_intents
         self.proj = nn.Linear(input_dim, outputs)
-        # Divides the logits for confidences only (see `nlu.eval.calibration`); training and the
-        # intent context see the raw logits. Fitted on dev after training.
+        # Divides the logits for confidences only (see `nlu.eval.calibration`, and the Parser's
+        # `_probabilities`); training and the intent context see the raw logits. Fitted on dev
+        # after training.
         self.register_buffer("temperature", torch.ones(()))
-
-    def probabilities(self, logits: Tensor) -> np.ndarray:
-        """Calibrated intent probabilities (B, num_intents) from `forward`'s logits, computed
-        in NumPy: on one sentence's 20-odd intents that is a few microseconds, against two
-        torch calls at ~5 us each."""
-        scaled = logits.detach().cpu().numpy() / float(self.temperature)
-        scaled = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
-        return scaled / np.add.reduce(scaled, axis=-1, keepdims=True)
 
     def forward(self, states: Tensor, mask: Tensor) -> Tensor:
         """states: (B, T, H), mask: (B, T) -> intent logits (B, num_intents)."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
-from torch import Tensor
 
-from nlu.modules.decode_tables import DecodeTables, as_array
-from nlu.modules.forward_backward import ForwardBackward
+from nlu.decode.forward_backward import ForwardBackward
+from nlu.decode.tables import DecodeTables, as_array
 
 
 @dataclass(frozen=True)
@@ -65,8 +64,8 @@ class SpanConfidence(Protocol):
 class SoftmaxConfidence:
     """Span confidence under independent token softmaxes: the product of token probabilities."""
 
-    def __init__(self, scores: Tensor) -> None:
-        self.log_probs = as_array(scores.log_softmax(dim=-1))  # (B, T, K)
+    def __init__(self, log_probs: np.ndarray) -> None:
+        self.log_probs = log_probs  # (B, T, K)
 
     def spans(self, requests: SpanRequests) -> list[float]:
         if not len(requests):
@@ -79,7 +78,7 @@ class SoftmaxConfidence:
 class CRFConfidence:
     """Span confidence under the CRF: the marginal probability of exactly that span."""
 
-    def __init__(self, emissions: Tensor, fb: ForwardBackward, tables: DecodeTables) -> None:
+    def __init__(self, emissions: Any, fb: ForwardBackward, tables: DecodeTables) -> None:
         self.emissions = as_array(emissions)  # (B, T, K)
         self.fb, self.tables = fb, tables
 

@@ -1,19 +1,18 @@
 """Scaled forward-backward over `DecodeTables`, and the best paths it proves.
 
-The recursions give span confidences (`nlu.modules.confidence`) and, for most sentences, the best
+The recursions give span confidences (`nlu.decode.confidence`) and, for most sentences, the best
 path without Viterbi (`best_paths`). Inference only: NumPy, no gradients.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-import torch
-from torch import Tensor
 
-from nlu.modules.decode_tables import DecodeTables, as_array, logsumexp
-from nlu.modules.viterbi import viterbi
+from nlu.decode.tables import DecodeTables, as_array, logsumexp
+from nlu.decode.viterbi import viterbi
 
 
 class ForwardBackward:
@@ -47,7 +46,7 @@ class ForwardBackward:
             return np.log(self.a[index, step, tag]) + self.scale_a[index, step]
 
 
-def forward_backward(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> ForwardBackward:
+def forward_backward(emissions: Any, mask: Any, tables: DecodeTables) -> ForwardBackward:
     """Forward and backward scores of a batch; past a sentence's end, its last values carry on.
 
     Scaled forward-backward (Rabiner 1989): the recursions run in probability space,
@@ -64,13 +63,13 @@ def forward_backward(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> F
     return fb
 
 
-def decode(emissions: Tensor, mask: Tensor, tables: DecodeTables) -> list[list[int]]:
+def decode(emissions: Any, mask: Any, tables: DecodeTables) -> list[list[int]]:
     """The best path of each sentence: `best_paths` of a fresh forward-backward."""
     return best_paths(forward_backward(emissions, mask, tables), emissions, mask, tables)
 
 
 def best_paths(
-    fb: ForwardBackward, emissions: Tensor, mask: Tensor, tables: DecodeTables
+    fb: ForwardBackward, emissions: Any, mask: Any, tables: DecodeTables
 ) -> list[list[int]]:
     """The best (Viterbi) path of each sentence as a list trimmed to its length: read off the
     forward-backward wherever it proves it, found by Viterbi for the other sentences.
@@ -81,7 +80,7 @@ def best_paths(
     then skip Viterbi's per-step loop.
     """
     em = as_array(emissions)
-    real = mask.cpu().numpy()  # (B, T)
+    real = as_array(mask)  # (B, T)
     batch = em.shape[0]
     lengths = real.sum(axis=1)
     tags = (fb.a * fb.b).argmax(axis=2)  # (B, T); the scales are per (b, t): no effect
@@ -100,15 +99,14 @@ def best_paths(
     paths = [row[:n] for row, n in zip(tags.tolist(), lengths.tolist())]
     unsure = np.flatnonzero(~sure)
     if len(unsure):
-        index = torch.from_numpy(unsure).to(emissions.device)
-        found, _ = viterbi(emissions[index], mask[index], tables)
+        found, _ = viterbi(em[unsure], real[unsure], tables)
         for b, path in zip(unsure.tolist(), found):
             paths[b] = path
     return paths
 
 
 def _scaled_forward_backward(
-    emissions: Tensor, mask: Tensor, tables: DecodeTables, wide: bool = False
+    emissions: Any, mask: Any, tables: DecodeTables, wide: bool = False
 ) -> ForwardBackward:
     """See `forward_backward`; in float64 with `wide` or float64 emissions, else in float32.
 
@@ -117,11 +115,12 @@ def _scaled_forward_backward(
     a (B, K) x (K, K) product and three elementwise operations on small arrays, where torch's
     per-call overhead is several times the work.
     """
-    wide = wide or emissions.dtype == torch.float64
+    em = as_array(emissions)
+    wide = wide or em.dtype == np.float64
     arrays = tables.wide() if wide else tables
     dtype = np.float64 if wide else np.float32
-    em = as_array(emissions).astype(dtype, copy=False)  # (B, T, K)
-    real = mask.cpu().numpy()  # (B, T)
+    em = em.astype(dtype, copy=False)  # (B, T, K)
+    real = as_array(mask)  # (B, T)
     batch, seq_len, num_tags = em.shape
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         top = em.max(axis=2, keepdims=True)  # (B, T, 1)

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
-from torch import Tensor
 
-from nlu.modules.decode_tables import DecodeTables, as_array
+from nlu.decode.tables import DecodeTables, as_array
 
 
-def viterbi(
-    emissions: Tensor, mask: Tensor, tables: DecodeTables
-) -> tuple[list[list[int]], np.ndarray]:
+def viterbi(emissions: Any, mask: Any, tables: DecodeTables) -> tuple[list[list[int]], np.ndarray]:
     """The best tag path of each sentence, as a list trimmed to its length, and the paths'
     scores (B,).
 
     emissions: (B, T, K); mask: (B, T) bool with right padding. Dense, in NumPy: a step is three
     calls on a (B, K, K) array, and the back-pointers are followed in Python. The CRF's decoding
     runs it only on the sentences that the forward-backward leaves unproven (see
-    `nlu.modules.forward_backward.best_paths`), a few in a batch.
+    `nlu.decode.forward_backward.best_paths`), a few in a batch.
     """
-    batch, seq_len, num_tags = emissions.shape
     em = as_array(emissions)  # (B, T, K)
-    real = mask.cpu().numpy()  # (B, T)
+    real = as_array(mask)  # (B, T)
+    batch, seq_len, num_tags = em.shape
     full = bool(real.all())
     rows = np.arange(batch * num_tags)
     score = tables.start + em[:, 0]  # (B, K)
@@ -48,30 +46,29 @@ def viterbi(
     return paths, final[np.arange(batch), last]
 
 
-def kbest_paths(emissions: Tensor, k: int, tables: DecodeTables) -> list[tuple[list[int], float]]:
+def kbest_paths(emissions: Any, k: int, tables: DecodeTables) -> list[tuple[list[int], float]]:
     """k-best Viterbi over one sentence: the `k` highest-scoring paths, best first.
 
     emissions: (T, K). Fewer than `k` paths come back when fewer exist (or are allowed).
     """
-    start, trans, end = (
-        torch.from_numpy(a).to(emissions.device) for a in (tables.start, tables.trans, tables.end)
-    )
-    seq_len, num_tags = emissions.shape
+    em = as_array(emissions).astype(np.float64)
+    seq_len, num_tags = em.shape
+    trans = tables.trans.astype(np.float64)
     # score[r, j]: score of the r-th best prefix ending in tag j.
-    score = torch.full((k, num_tags), float("-inf"), device=emissions.device)
-    score[0] = start + emissions[0]
+    score = np.full((k, num_tags), -np.inf)
+    score[0] = tables.start + em[0]
     back = []
     for t in range(1, seq_len):
         # candidates[r * K + i, j] = score[r, i] + trans[i, j]
-        candidates = (score.unsqueeze(2) + trans).reshape(k * num_tags, num_tags)
-        top, index = candidates.topk(k, dim=0)  # (k, K)
+        candidates = (score[:, :, None] + trans).reshape(k * num_tags, num_tags)
+        index = _top(candidates, k)  # (k, K): the k best rows of each column, best first
         back.append(index)
-        score = top + emissions[t]
-    final = (score + end).reshape(-1)  # position r * K + j
-    best, flat = final.topk(min(k, final.numel()))
+        score = np.take_along_axis(candidates, index, axis=0) + em[t]
+    final = (score + tables.end).reshape(-1)  # position r * K + j
     results = []
-    for value, position in zip(best.tolist(), flat.tolist()):
-        if value == float("-inf"):
+    for position in _top(final[:, None], min(k, final.size))[:, 0].tolist():
+        value = float(final[position])
+        if value == -np.inf:
             break
         rank, tag = divmod(position, num_tags)
         path = [tag]
@@ -80,3 +77,9 @@ def kbest_paths(emissions: Tensor, k: int, tables: DecodeTables) -> list[tuple[l
             path.append(tag)
         results.append((path[::-1], value))
     return results
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Row indices of the `k` largest values of each column of (N, M), largest first; ties
+    keep the lower index."""
+    return np.argsort(-values, axis=0, kind="stable")[:k]

@@ -1,0 +1,103 @@
+"""`nlu export`: the model as an ONNX graph, with what the torch-free runtime needs beside it.
+
+The graph reads token features, `word_ids` (B, T), `char_ids` (B, T, L) (int64, right-padded
+with 0, characters as `nlu.features.featurize` gives them) and `mask` (B, T) bool, and returns
+`tag_scores` (B, T, num_tags) and `intent_logits` (B, num_intents); batch size, sentence length
+and word length are free. Beside it go `runtime.json` (the tag head's kind, the intent
+temperature, the graph's inputs) and `decode.safetensors` (the decode tables: start,
+transition and end scores with the BIO constraints in them). JSON and safetensors only, no
+pickle. Each file is written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from nlu import archive
+from nlu.features import MAX_WORD_CHARS
+from nlu.files import write_bytes_atomic, write_text_atomic
+from nlu.inference.onnx_engine import ONNX_FILE, RUNTIME_FILE, RUNTIME_VERSION, TABLES_FILE
+from nlu.inference.torch_engine import load_model
+from nlu.model import JointModel
+
+OPSET = 17
+INPUTS = ("word_ids", "char_ids", "mask")
+OUTPUTS = ("tag_scores", "intent_logits")
+
+
+class _Graph(nn.Module):
+    """The model from token ids to scores: what the exported graph computes."""
+
+    def __init__(self, model: JointModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, word_ids: Tensor, char_ids: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        output = self.model(word_ids, char_ids, mask)
+        return output.tag_scores, output.intent_logits
+
+
+def _example() -> tuple[Tensor, Tensor, Tensor]:
+    """Inputs to trace with: unknown words (id 1) of unknown characters (id 1). Sentences and
+    words of different lengths: the parts that skip the padding work when there is none
+    (`RNNEncoder`, max pooling) take their general path, which the graph then keeps for every
+    input."""
+    mask = torch.arange(4)[None, :] < torch.tensor([4, 2])[:, None]  # (2, 4)
+    chars = torch.tensor([1, 1, 1, 0])[None, None, :] * mask.unsqueeze(2)  # (2, 4, 4)
+    return mask.long(), chars, mask
+
+
+def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Write the ONNX graph and the runtime's files into `out` (default: the model directory)
+    and return the graph's path. The graph is checked with `onnx.checker` before any file is
+    written; the graph is written last, so a directory with a graph has its runtime files."""
+    import onnx
+    from safetensors.numpy import save
+
+    model_dir = archive.resolve_model_dir(model_dir)
+    out = Path(out) if out is not None else model_dir
+    model, _ = load_model(model_dir)
+    model.eval()
+    decoder = model.tag_head.decoder()
+    dims = {"word_ids": ["batch", "length"], "char_ids": ["batch", "length", "chars"],
+            "mask": ["batch", "length"], "tag_scores": ["batch", "length"],
+            "intent_logits": ["batch"]}  # fmt: skip
+    graph = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The tracer's notes on Python branches: `_example` decides them on purpose.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Graph(model),
+            _example(),
+            graph,
+            dynamo=False,
+            input_names=list(INPUTS),
+            output_names=list(OUTPUTS),
+            dynamic_axes={k: dict(enumerate(v)) for k, v in dims.items()},
+            opset_version=OPSET,
+        )
+    onnx.checker.check_model(onnx.load_from_string(graph.getvalue()), full_check=True)
+    tables = {"start": decoder.tables.start, "trans": decoder.tables.trans,
+              "end": decoder.tables.end}  # fmt: skip
+    runtime = {
+        "runtime_version": RUNTIME_VERSION,
+        "graphs": {"float32": ONNX_FILE},
+        "tag_head": decoder.kind,
+        "constrained": decoder.constrained,
+        "temperature": float(model.intent_head.temperature),
+        "max_word_chars": MAX_WORD_CHARS,
+        "inputs": list(INPUTS),
+        "outputs": list(OUTPUTS),
+        "opset": OPSET,
+        "exported_with": {"torch": torch.__version__, "onnx": onnx.__version__},
+    }
+    write_bytes_atomic(out / TABLES_FILE, save(tables))
+    write_text_atomic(out / RUNTIME_FILE, json.dumps(runtime, indent=2) + "\n")
+    return write_bytes_atomic(out / ONNX_FILE, graph.getvalue())
