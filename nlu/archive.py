@@ -48,8 +48,12 @@ def save(
     vocabs: Vocabs,
     model: nn.Module,
     info: dict[str, Any] | None = None,
+    extra: Callable[[Path], Any] | None = None,
 ) -> Path:
-    """Write a model directory atomically (replacing an existing one) and return its path."""
+    """Write a model directory atomically (replacing an existing one) and return its path.
+
+    `extra` writes more files into the directory before it is renamed into place (the ONNX
+    graph, `nlu.export.write_onnx`)."""
     from safetensors.torch import save_file
 
     model_dir = Path(model_dir)
@@ -65,6 +69,8 @@ def save(
             tensors, str(tmp / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)}
         )
         (tmp / INFO_FILE).write_text(json.dumps(info or {}, indent=2), encoding="utf-8")
+        if extra is not None:
+            extra(tmp)
         for written in tmp.iterdir():
             written.chmod(0o644)
         if model_dir.exists():

@@ -3,7 +3,8 @@
 The graph reads token features, `word_ids` (B, T), `char_ids` (B, T, L) (int64, right-padded
 with 0, characters as `nlu.features.featurize` gives them) and `mask` (B, T) bool, and returns
 `tag_scores` (B, T, num_tags) and `intent_logits` (B, num_intents); batch size, sentence length
-and word length are free. Beside it go `runtime.json` (the tag head's kind, the intent
+and word length are free. `model.int8.onnx` is the same graph with int8 weights
+(`quantize_graph`). Beside them go `runtime.json` (the tag head's kind, the intent
 temperature, the graph's inputs) and `decode.safetensors` (the decode tables: start,
 transition and end scores with the BIO constraints in them). JSON and safetensors only, no
 pickle. Each file is written under a temporary name and renamed into place.
@@ -11,19 +12,29 @@ pickle. Each file is written under a temporary name and renamed into place.
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import os
+import tempfile
 import warnings
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from nlu import archive
 from nlu.features import MAX_WORD_CHARS
 from nlu.files import write_bytes_atomic, write_text_atomic
-from nlu.inference.onnx_engine import ONNX_FILE, RUNTIME_FILE, RUNTIME_VERSION, TABLES_FILE
+from nlu.inference.onnx_engine import (
+    INT8_FILE,
+    ONNX_FILE,
+    RUNTIME_FILE,
+    RUNTIME_VERSION,
+    TABLES_FILE,
+)
+from nlu.inference.precision import MIN_QUANTIZED_WEIGHTS
 from nlu.inference.torch_engine import load_model
 from nlu.model import JointModel
 
@@ -55,16 +66,21 @@ def _example() -> tuple[Tensor, Tensor, Tensor]:
 
 
 def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
-    """Write the ONNX graph and the runtime's files into `out` (default: the model directory)
-    and return the graph's path. The graph is checked with `onnx.checker` before any file is
-    written; the graph is written last, so a directory with a graph has its runtime files."""
+    """Write the graph of the model in `model_dir` and the runtime's files into `out` (default:
+    the model directory); return the graph's path."""
+    model_dir = archive.resolve_model_dir(model_dir)
+    model, _ = load_model(model_dir)
+    return write_onnx(model, Path(out) if out is not None else model_dir)
+
+
+def write_onnx(model: JointModel, out: Path) -> Path:
+    """Write `model`'s graph and the runtime's files into `out` and return the graph's path.
+    The graph is checked with `onnx.checker` before any file is written, and written last, so
+    a directory with a graph has its runtime files. `model` itself is left as it was."""
     import onnx
     from safetensors.numpy import save
 
-    model_dir = archive.resolve_model_dir(model_dir)
-    out = Path(out) if out is not None else model_dir
-    model, _ = load_model(model_dir)
-    model.eval()
+    model = copy.deepcopy(model).cpu().eval()
     decoder = model.tag_head.decoder()
     dims = {"word_ids": ["batch", "length"], "char_ids": ["batch", "length", "chars"],
             "mask": ["batch", "length"], "tag_scores": ["batch", "length"],
@@ -86,9 +102,10 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike | None = No
     onnx.checker.check_model(onnx.load_from_string(graph.getvalue()), full_check=True)
     tables = {"start": decoder.tables.start, "trans": decoder.tables.trans,
               "end": decoder.tables.end}  # fmt: skip
+    int8 = quantize_graph(graph.getvalue())
     runtime = {
         "runtime_version": RUNTIME_VERSION,
-        "graphs": {"float32": ONNX_FILE},
+        "graphs": {"float32": ONNX_FILE, "int8": INT8_FILE},
         "tag_head": decoder.kind,
         "constrained": decoder.constrained,
         "temperature": float(model.intent_head.temperature),
@@ -98,6 +115,34 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike | None = No
         "opset": OPSET,
         "exported_with": {"torch": torch.__version__, "onnx": onnx.__version__},
     }
+    out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / TABLES_FILE, save(tables))
+    write_bytes_atomic(out / INT8_FILE, int8)
     write_text_atomic(out / RUNTIME_FILE, json.dumps(runtime, indent=2) + "\n")
     return write_bytes_atomic(out / ONNX_FILE, graph.getvalue())
+
+
+def quantize_graph(graph: bytes) -> bytes:
+    """The graph with int8 weights in its LSTM nodes and its larger matrix products
+    (onnxruntime's dynamic quantization: activations are quantized per batch), as the torch
+    backend's int8 (`quantize_int8`): embeddings, convolutions, GRU and RNN nodes stay float,
+    and so do products with fewer weights than `MIN_QUANTIZED_WEIGHTS`, which int8 would make
+    slower."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    model = onnx.load_from_string(graph)
+    weights = {t.name: int(np.prod(t.dims)) for t in model.graph.initializer}
+    small = [
+        node.name
+        for node in model.graph.node
+        if node.op_type == "MatMul"
+        and max(weights.get(name, 0) for name in node.input) < MIN_QUANTIZED_WEIGHTS
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / INT8_FILE
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # its advice to pre-process the graph first
+            quantize_dynamic(model, out, op_types_to_quantize=["LSTM", "MatMul"],
+                             nodes_to_exclude=small, weight_type=QuantType.QInt8)  # fmt: skip
+        return out.read_bytes()

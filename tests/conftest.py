@@ -44,9 +44,10 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def parser(trained):
+    """The torch backend, whose model the tests can reach (`parser.model`)."""
     from nlu.parser import Parser
 
-    return Parser.load(trained.model_dir)
+    return Parser.load(trained.model_dir, backend="torch")
 
 
 def split_floats(value, floats):

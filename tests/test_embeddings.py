@@ -345,7 +345,7 @@ def test_training_loads_frozen_vectors_and_exports_them(tmp_path, tiny_dir):
     vectors.unlink()
     info = json.loads((result.model_dir / "info.json").read_text())
     assert info["pretrained_vectors"]["words_found"] == 2
-    parser = Parser.load(result.model_dir)
+    parser = Parser.load(result.model_dir, backend="torch")
     words = parser.model.embedding.words.weight
     assert words[parser.vocabs.words.stoi["boston"]].tolist() == [1, 2, 3, 4, 5, 6, 7, 8]
     assert words[parser.vocabs.words.stoi["london"]].tolist() == [8, 7, 6, 5, 4, 3, 2, 1]

@@ -19,9 +19,18 @@ def loaded_after(code: str) -> set[str]:
 def test_inference_path_does_not_import_training_stack(trained):
     modules = loaded_after(
         "import cli.main, nlu, nlu.parser, nlu.eval.evaluate\n"
-        f"p = nlu.load({str(trained.model_dir)!r})\np.parse('hi')"
+        f"p = nlu.load({str(trained.model_dir)!r}, backend='torch')\np.parse('hi')"
     )
     assert "torch" in modules and not (HEAVY | {"matplotlib"}) & modules
+
+
+def test_default_inference_path_does_not_import_torch(trained):
+    """`nlu train` exports the graph, and `nlu.load` then takes the ONNX backend."""
+    modules = loaded_after(
+        f"import cli.main, nlu, nlu.parser\np = nlu.load({str(trained.model_dir)!r})\n"
+        "assert p.backend == 'onnx'\np.parse('hi')"
+    )
+    assert "onnxruntime" in modules and not ({"torch"} | HEAVY | {"matplotlib"}) & modules
 
 
 def test_cli_entry_does_not_import_torch():

@@ -99,9 +99,11 @@ def test_export_writes_json_and_safetensors_beside_the_graph(parser, tmp_path):
     graph = export_onnx(parser.info.get("model_dir") or _saved(parser, tmp_path), out)
     assert graph == out / onnx_engine.ONNX_FILE
     names = {p.name for p in out.iterdir()}
-    assert names == {onnx_engine.ONNX_FILE, onnx_engine.RUNTIME_FILE, onnx_engine.TABLES_FILE}
+    assert names == {onnx_engine.ONNX_FILE, onnx_engine.INT8_FILE, onnx_engine.RUNTIME_FILE,
+                     onnx_engine.TABLES_FILE}  # fmt: skip
     runtime = json.loads((out / onnx_engine.RUNTIME_FILE).read_text())
-    assert runtime["tag_head"] == "crf" and runtime["graphs"] == {"float32": "model.onnx"}
+    assert runtime["tag_head"] == "crf"
+    assert runtime["graphs"] == {"float32": "model.onnx", "int8": "model.int8.onnx"}
 
 
 def _saved(parser, tmp_path):
@@ -114,9 +116,10 @@ def test_auto_takes_torch_without_a_graph_and_onnx_backend_says_what_to_do(parse
     with pytest.raises(FileNotFoundError, match="runtime.json: not found; export the model"):
         Parser.load(model_dir, backend="onnx")
     export_onnx(model_dir)
-    with pytest.raises(ValueError, match="no int8 graph"):
-        Parser.load(model_dir, backend="onnx", precision="int8")
-    assert Parser.load(model_dir, precision="int8").backend == "torch"  # auto
+    with pytest.raises(ValueError, match="no bfloat16 graph"):
+        Parser.load(model_dir, backend="onnx", precision="bfloat16")
+    assert Parser.load(model_dir, precision="bfloat16").backend == "torch"  # auto
+    assert Parser.load(model_dir, precision="int8").backend == "onnx"
     with pytest.raises(ValueError, match="backend: expected one of"):
         Parser.load(model_dir, backend="tensorflow")
 
@@ -161,3 +164,26 @@ def test_calibrate_exports_the_graph_again_with_the_new_temperature(parser, tiny
     runtime = json.loads((model_dir / onnx_engine.RUNTIME_FILE).read_text())
     assert (model_dir / onnx_engine.ONNX_FILE).is_file()
     assert runtime["temperature"] == pytest.approx(fitted, rel=1e-3)
+
+
+def test_int8_graph_quantizes_the_lstm_and_large_products_and_keeps_the_answers(tmp_path):
+    import onnx
+
+    model_dir = _model_dir(tmp_path, "model.hidden_dim=64 model.attention_branch_dim=128")
+    export_onnx(model_dir)
+    ops = {n.op_type for n in onnx.load(str(model_dir / onnx_engine.INT8_FILE)).graph.node}
+    assert {"DynamicQuantizeLSTM", "MatMulInteger"} & ops and "LSTM" not in ops
+    floats = Parser.load(model_dir, backend="onnx")
+    ints = Parser.load(model_dir, backend="onnx", precision="int8")
+    assert ints.quantized and not floats.quantized and ints.precision == "int8"
+    for f, q in zip(floats.parse_batch(TEXTS), ints.parse_batch(TEXTS)):
+        assert q.intent == f.intent and q.tags == f.tags
+        assert q.intent_confidence == pytest.approx(f.intent_confidence, abs=0.1)
+
+
+def test_int8_graph_of_a_trained_model_tags_like_the_float_one(trained, tiny_dir):
+    texts = (tiny_dir / "train" / "seq.in").read_text().splitlines()
+    floats = Parser.load(trained.model_dir, backend="onnx").parse_batch(texts)
+    ints = Parser.load(trained.model_dir, backend="onnx", precision="int8").parse_batch(texts)
+    same = sum(f.tags == q.tags and f.intent == q.intent for f, q in zip(floats, ints))
+    assert same >= 0.9 * len(texts)

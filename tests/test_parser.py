@@ -72,7 +72,7 @@ def test_softmax_head_parses_with_n_best_and_token_product_confidence():
 
 
 def test_quantized_parser_tags_like_the_float_one(trained, parser, tiny_dir):
-    quantized = Parser.load(trained.model_dir, precision="int8")
+    quantized = Parser.load(trained.model_dir, precision="int8", backend="torch")
     assert quantized.quantized and not parser.quantized
     dynamic = {
         type(m).__name__
@@ -155,19 +155,22 @@ def test_attention_parts_of_full_size_quantize():
         assert q.intent_confidence == pytest.approx(f.intent_confidence, abs=0.05)
 
 
-def test_num_threads_holds_torch_and_numpy_blas(trained):
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_num_threads_holds_the_backend_and_numpy_blas(trained, backend):
     # In a fresh process: the limits are process-wide. NumPy's BLAS would otherwise keep a
     # thread per core, spinning beside a second server worker.
     code = (
-        "import json, torch, threadpoolctl\nfrom nlu.parser import Parser\n"
-        f"Parser.load({str(trained.model_dir)!r}, num_threads=1)\n"
+        "import json, threadpoolctl\nfrom nlu.parser import Parser\n"
+        f"p = Parser.load({str(trained.model_dir)!r}, num_threads=1, backend={backend!r})\n"
         "blas = [p['num_threads'] for p in threadpoolctl.threadpool_info() "
         "if p['user_api'] == 'blas']\n"
-        "print(json.dumps([torch.get_num_threads(), blas]))"
+        "if p.backend == 'torch':\n    import torch\n    threads = torch.get_num_threads()\n"
+        "else:\n    threads = p.engine.session.get_session_options().intra_op_num_threads\n"
+        "print(json.dumps([threads, blas]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    torch_threads, blas = json.loads(out.stdout)
-    assert torch_threads == 1 and blas and set(blas) == {1}
+    threads, blas = json.loads(out.stdout)
+    assert threads == 1 and blas and set(blas) == {1}
 
 
 def test_quantization_skips_linear_layers_too_small_to_gain():

@@ -117,7 +117,7 @@ def test_new_model_parts_train_save_load_batch_and_quantize(tmp_path, name):
     cfg = load_config(None, [*TINY_OVERRIDES, f"runs_dir={tmp_path}", f"name={name}",
                              *NEW_PARTS[name]])  # fmt: skip
     result = train(cfg)
-    parser = Parser.load(result.model_dir)
+    parser = Parser.load(result.model_dir, backend="torch")
     if name == "token":
         assert parser.config.model.intent_level == "token" and parser.model.branch is not None
     else:
@@ -133,3 +133,6 @@ def test_new_model_parts_train_save_load_batch_and_quantize(tmp_path, name):
     ]
     int8 = Parser.load(result.model_dir, precision="int8")
     assert [p.intent for p in int8.parse_batch(texts)] == [p["intent"]["name"] for p in parses]
+    exported = Parser.load(result.model_dir)  # training wrote the graph: ONNX by default
+    assert exported.backend == "onnx"
+    assert_same_parses([p.to_dict() for p in exported.parse_batch(texts)], parses)

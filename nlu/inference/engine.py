@@ -61,3 +61,17 @@ def check_precision(precision: str) -> None:
     """Raise `ValueError` unless `precision` is one `Parser.load` knows."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision: expected one of {list(PRECISIONS)}, found {precision!r}")
+
+
+def limit_blas_threads(num_threads: int) -> None:
+    """Run NumPy's BLAS (the CRF's forward-backward) on at most `num_threads` threads, for the
+    whole process.
+
+    Limiting the backend's threads alone is not enough: NumPy's OpenBLAS keeps a pool of its
+    own, as large as the machine, and its threads spin while they wait. Beside a second server
+    worker or a training job, a CRF forward-backward at batch 256 then took 2-5 x as long, and
+    `parse_batch` ran at half speed (docs/benchmarks-history.md).
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(num_threads, user_api="blas")

@@ -20,12 +20,13 @@ from nlu import archive
 from nlu.decode.decoder import TagDecoder
 from nlu.decode.tables import DecodeTables
 from nlu.features import featurize
-from nlu.inference.engine import Scores
+from nlu.inference.engine import Scores, limit_blas_threads
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
 
 # The files `nlu.export` writes into a model directory.
 ONNX_FILE = "model.onnx"
+INT8_FILE = "model.int8.onnx"
 RUNTIME_FILE = "runtime.json"
 TABLES_FILE = "decode.safetensors"
 RUNTIME_VERSION = 1
@@ -65,6 +66,7 @@ def load(
     options = onnxruntime.SessionOptions()
     if num_threads:
         options.intra_op_num_threads = num_threads
+        limit_blas_threads(num_threads)
     options.inter_op_num_threads = 1
     session = onnxruntime.InferenceSession(
         str(meta.model_dir / graphs[precision]), options, providers=["CPUExecutionProvider"]

@@ -12,25 +12,17 @@ import warnings
 import torch
 from torch import nn
 
-from nlu.inference.engine import PRECISIONS, Precision, check_precision
+from nlu.inference.engine import PRECISIONS, Precision, check_precision, limit_blas_threads
 from nlu.model import JointModel
 
 __all__ = ["PRECISIONS", "Precision", "check_precision", "quantize_int8", "set_threads"]
 
 
 def set_threads(num_threads: int) -> None:
-    """Run torch's intra-op work and NumPy's BLAS (the CRF's forward-backward) on at most
-    `num_threads` threads, for the whole process.
-
-    Setting torch's alone is not enough: NumPy's OpenBLAS keeps a pool of its own, as large as
-    the machine, and its threads spin while they wait. Beside a second server worker or a
-    training job, a CRF forward-backward at batch 256 then took 2-5 x as long, and
-    `parse_batch` ran at half speed (docs/benchmarks-history.md).
-    """
-    from threadpoolctl import threadpool_limits
-
+    """Run torch's intra-op work and NumPy's BLAS on at most `num_threads` threads, for the
+    whole process (see `limit_blas_threads`)."""
     torch.set_num_threads(num_threads)
-    threadpool_limits(num_threads, user_api="blas")
+    limit_blas_threads(num_threads)
 
 
 def quantize_int8(model: JointModel) -> JointModel:

@@ -27,6 +27,7 @@ from nlu.config import ExperimentConfig, ModelConfig, dump_config
 from nlu.eval.calibration import calibrate_intents
 from nlu.eval.evaluate import evaluate
 from nlu.eval.metrics import Report, known_words
+from nlu.export import write_onnx
 from nlu.files import write_text_atomic
 from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
@@ -264,7 +265,8 @@ def score(parser: Parser, data: NLUDataModule) -> dict[str, Report]:
 
 
 def export(cfg: ExperimentConfig, fitted: Fitted, info: dict[str, object]) -> Path:
-    """Write the run directory: model/ (see `nlu.archive`) and metrics.json, both with `info`,
+    """Write the run directory: model/ (see `nlu.archive`, and its ONNX graph, `nlu.export`)
+    and metrics.json, both with `info`,
     dev_split.txt when dev was split from train, curves.png, and point runs/latest at it.
     Return model/'s path.
 
@@ -273,7 +275,9 @@ def export(cfg: ExperimentConfig, fitted: Fitted, info: dict[str, object]) -> Pa
     model_dir = fitted.run_dir / "model"
     if not fitted.writes:
         return model_dir
-    archive.save(model_dir, cfg, fitted.data.vocabs, fitted.model, info)
+    # With its ONNX graph, which `nlu.load` then runs without torch (`nlu.export`).
+    archive.save(model_dir, cfg, fitted.data.vocabs, fitted.model, info,
+                 extra=lambda directory: write_onnx(fitted.model, directory))  # fmt: skip
     write_text_atomic(fitted.run_dir / "metrics.json", json.dumps(info, indent=2))
     splits = fitted.data.splits
     if splits.dev_split is not None:  # which examples were held out, by file:line
