@@ -1,4 +1,5 @@
-"""Cold-start wall time of `nlu tag` next to `python -c "import torch"`, interleaved in one run.
+"""Cold-start wall time of `nlu tag` (each backend) next to `python -c "import torch"`,
+interleaved in one run.
 
 .venv/bin/python bench/cold_start.py --model runs/latest --repeats 10
 """
@@ -28,8 +29,13 @@ def main() -> None:
     commands = {
         "python -c 'import torch'": [sys.executable, "-c", "import torch"],
         "nlu --help": [nlu, "--help"],
-        "nlu tag (one sentence)": [nlu, "tag", "--model", args.model, "book a flight to London"],
-    }
+        **{
+            f"nlu tag --backend {backend} (one sentence)": [
+                nlu, "tag", "--model", args.model, "--backend", backend, "book a flight to London"
+            ]
+            for backend in ("onnx", "torch")
+        },
+    }  # fmt: skip
     times: dict[str, list[float]] = {name: [] for name in commands}
     for cmd in commands.values():
         wall(cmd)  # warm the file cache once

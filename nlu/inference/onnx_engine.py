@@ -29,7 +29,7 @@ ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 RUNTIME_FILE = "runtime.json"
 TABLES_FILE = "decode.safetensors"
-RUNTIME_VERSION = 1
+RUNTIME_VERSION = 2  # 1: the graph read word and character ids per position
 MAX_CACHED_WORDS = 200_000
 
 
@@ -92,6 +92,11 @@ def _read_runtime(model_dir: Path) -> dict[str, Any]:
         runtime = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"{path}: corrupt ({e})") from None
+    if runtime.get("runtime_version") != RUNTIME_VERSION:
+        raise ValueError(
+            f"{path}: runtime version {runtime.get('runtime_version')}, this nlu reads "
+            f"{RUNTIME_VERSION}; export the model again with `nlu export {model_dir}`"
+        )
     missing = [k for k in ("graphs", "tag_head", "constrained", "temperature") if k not in runtime]
     if missing:
         raise ValueError(f"{path}: missing {missing}")
@@ -124,20 +129,29 @@ class OnnxEngine:
         self._lock = threading.Lock()
 
     def scores(self, sentences: Sequence[Sequence[str]]) -> Scores:
-        rows = [[self._word(w) for w in words] for words in sentences]
+        # The batch's distinct words once each (see `nlu.export`); index 0 is padding (an
+        # empty word is not: it reads as an unknown word, as in the torch backend).
+        index: dict[str, int] = {}
+        features: list[tuple[int, list[int]]] = [(0, [])]
+        rows = []
+        for words in sentences:
+            row = []
+            for word in words:
+                at = index.get(word)
+                if at is None:
+                    at = index[word] = len(features)
+                    features.append(self._word(word))
+                row.append(at)
+            rows.append(row)
         lengths = [len(row) for row in rows]
         width = max(1, max(lengths))
-        chars = max(1, max((len(c) for row in rows for _, c in row), default=1))
-        word_ids = np.zeros((len(rows), width), np.int64)
-        char_ids = np.zeros((len(rows), width, chars), np.int64)
-        for b, row in enumerate(rows):
-            for t, (word, spelled) in enumerate(row):
-                word_ids[b, t] = word
-                char_ids[b, t, : len(spelled)] = spelled
+        tokens = np.array([row + [0] * (width - len(row)) for row in rows], np.int64)
+        chars = max(1, max(len(c) for _, c in features))
+        char_ids = np.array([c + [0] * (chars - len(c)) for _, c in features], np.int64)
+        word_ids = np.array([w for w, _ in features], np.int64)
         mask = np.arange(width)[None, :] < np.array(lengths)[:, None]
-        tag_scores, intent_logits = self.session.run(
-            None, {"word_ids": word_ids, "char_ids": char_ids, "mask": mask}
-        )
+        feeds = {"word_ids": word_ids, "char_ids": char_ids, "tokens": tokens, "mask": mask}
+        tag_scores, intent_logits = self.session.run(None, feeds)
         return Scores(tag_scores, intent_logits, mask)
 
     def _word(self, word: str) -> tuple[int, list[int]]:

@@ -76,6 +76,8 @@ class RNNEncoder(nn.Module):
         """inputs: (B, T, E), mask: (B, T) bool -> states (B, T, output_dim), zero on padding."""
         if isinstance(self.rnn, PeepholeLSTM):
             return self.rnn(inputs, mask)
+        if torch.onnx.is_in_onnx_export() and (split := self._split(self.rnn)) is not None:
+            return self._forward_as_onnx(inputs, mask, split)
         if self._directions is not None and inputs.shape[0] > 1:
             return self._forward_by_direction(inputs, mask)  # frozen, for batches
         if bool(mask.all()):
@@ -132,6 +134,22 @@ class RNNEncoder(nn.Module):
         directions = directions or self._directions
         assert directions is not None
         return by_direction(directions, inputs, mask, self.between)
+
+    def _forward_as_onnx(
+        self, inputs: Tensor, mask: Tensor, split: list[list[nn.RNNBase]]
+    ) -> Tensor:
+        """`forward` while exporting: each layer becomes one ONNX node of its kind (LSTM, GRU,
+        RNN), both directions in it, reading each sentence's length (`_FusedAsOnnx`)."""
+        rnn = self.rnn
+        lengths = mask.sum(dim=1)
+        x = inputs
+        for layer in range(rnn.num_layers):
+            if layer > 0:
+                x = self.between(x)
+            traced = by_direction([split[layer]], x, mask)  # what the tracer runs
+            node = _onnx_node(rnn)
+            x = _FusedAsOnnx.apply(x, mask, lengths, traced, node, *_onnx_weights(rnn, layer, x))
+        return x
 
 
 class DirectionSplit:
@@ -326,6 +344,74 @@ class PeepholeLayer(nn.Module):
         return w, r, b, start, start, p
 
 
+def _onnx_node(rnn: nn.RNNBase) -> str:
+    """The ONNX operator of a fused module, with its activation for an `nn.RNN`."""
+    if isinstance(rnn, nn.RNN):
+        return f"RNN:{'Relu' if rnn.nonlinearity == 'relu' else 'Tanh'}"
+    return "LSTM" if isinstance(rnn, nn.LSTM) else "GRU"
+
+
+def _onnx_weights(rnn: nn.RNNBase, layer: int, x: Tensor) -> tuple[Tensor, ...]:
+    """The inputs of the ONNX node that computes `layer` of `rnn` on x (B, T, E): W (D, G*H, E),
+    R (D, G*H, H), B (D, 2*G*H) and the zero initial h (and c) (D, B, H). ONNX orders an LSTM's
+    gates input, output, forget, cell (PyTorch: input, forget, cell, output) and a GRU's update,
+    reset, new (PyTorch: reset, update, new)."""
+    h = rnn.hidden_size
+    order = (
+        [0, 3, 1, 2] if isinstance(rnn, nn.LSTM) else [1, 0, 2] if isinstance(rnn, nn.GRU) else [0]
+    )
+    rows = torch.cat([torch.arange(k * h, (k + 1) * h) for k in order])
+    suffixes = ("", "_reverse")[: 1 + rnn.bidirectional]
+
+    def stacked(name: str) -> Tensor:
+        return torch.stack([getattr(rnn, f"{name}_l{layer}{suffix}")[rows] for suffix in suffixes])
+
+    bias = torch.cat([stacked("bias_ih"), stacked("bias_hh")], dim=1)
+    start = x.new_zeros(len(suffixes), x.shape[0], h)
+    starts = (start, start) if isinstance(rnn, nn.LSTM) else (start,)
+    return stacked("weight_ih"), stacked("weight_hh"), bias, *starts
+
+
+def _onnx_recurrent(g, node: str, x, mask, lengths, inputs: list, directions: int, hidden: int):
+    """An ONNX recurrent node (`node`: LSTM, GRU, RNN:Tanh or RNN:Relu) over x (B, T, E) with
+    `inputs` (W, R, B, then the initial states and peepholes after sequence_lens), reshaped to
+    (B, T, D * H) and zero on padding."""
+    op, _, activation = node.partition(":")
+    attributes = {"hidden_size_i": hidden,
+                  "direction_s": "bidirectional" if directions == 2 else "forward"}  # fmt: skip
+    if op == "GRU":
+        attributes["linear_before_reset_i"] = 1  # as PyTorch's GRU
+    if activation:
+        attributes["activations_s"] = [activation] * directions
+    steps = g.op("Transpose", x, perm_i=[1, 0, 2])  # (T, B, E)
+    lengths = g.op("Cast", lengths, to_i=6)  # int32, as the node reads them
+    w, r, b, *rest = inputs
+    outputs = g.op(op, steps, w, r, b, lengths, *rest, outputs=3 if op == "LSTM" else 2,
+                   **attributes)  # fmt: skip
+    states = g.op("Transpose", outputs[0], perm_i=[2, 0, 1, 3])  # (B, T, D, H)
+    states = g.op("Reshape", states, g.op("Constant", value_t=torch.tensor([0, 0, -1])))
+    real = g.op("Cast", g.op("Unsqueeze", mask, g.op("Constant", value_t=torch.tensor([2]))),
+                to_i=1)  # fmt: skip
+    return g.op("Mul", states, real)  # zero on padding, float (B, T, 1)
+
+
+class _FusedAsOnnx(torch.autograd.Function):
+    """A layer of a fused `nn.LSTM`, `nn.GRU` or `nn.RNN` as one ONNX node, both directions in
+    it, which reads each sentence's length: no reversed copies of the batch in the graph. In
+    PyTorch it hands back `traced`, the layer as `by_direction` computed it; the tracer records
+    that computation too, and the export drops it, since nothing in the graph reads it."""
+
+    @staticmethod
+    def forward(ctx, x, mask, lengths, traced, node, *onnx_inputs):
+        return traced.clone()
+
+    @staticmethod
+    def symbolic(g, x, mask, lengths, traced, node, w, r, b, *starts):
+        directions, gates_hidden, _ = w.type().sizes()
+        hidden = r.type().sizes()[2]
+        return _onnx_recurrent(g, node, x, mask, lengths, [w, r, b, *starts], directions, hidden)
+
+
 class _PeepholeAsOnnx(torch.autograd.Function):
     """A `PeepholeLayer` as one ONNX `LSTM` node, which has peepholes and reads each
     sentence's length, so that the exported graph holds no loop unrolled to the traced length.
@@ -339,17 +425,8 @@ class _PeepholeAsOnnx(torch.autograd.Function):
     @staticmethod
     def symbolic(g, x, mask, lengths, weight_ih, weight_hh, bias, peephole, w, r, b, h0, c0, p):
         directions, hidden = weight_hh.type().sizes()[:2]
-        steps = g.op("Transpose", x, perm_i=[1, 0, 2])  # (T, B, E)
-        lengths = g.op("Cast", lengths, to_i=6)  # int32, as the LSTM node reads them
-        states, _, _ = g.op(
-            "LSTM", steps, w, r, b, lengths, h0, c0, p, outputs=3, hidden_size_i=hidden,
-            direction_s="bidirectional" if directions == 2 else "forward",
-        )  # fmt: skip
-        states = g.op("Transpose", states, perm_i=[2, 0, 1, 3])  # (B, T, D, H)
-        states = g.op("Reshape", states, g.op("Constant", value_t=torch.tensor([0, 0, -1])))
-        real = g.op("Cast", g.op("Unsqueeze", mask, g.op("Constant", value_t=torch.tensor([2]))),
-                    to_i=1)  # fmt: skip
-        return g.op("Mul", states, real)  # zero on padding, float (B, T, 1)
+        return _onnx_recurrent(g, "LSTM", x, mask, lengths, [w, r, b, h0, c0, p], directions,
+                               hidden)  # fmt: skip
 
 
 def peephole_layer(
