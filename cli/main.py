@@ -6,6 +6,8 @@ what it needs when it runs.
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from cli.analyze import app as analyze_app
@@ -30,5 +32,36 @@ for command in (train, evaluate, calibrate, compare, tag, shell, serve, export):
 app.add_typer(data_app, name="data")
 app.add_typer(analyze_app, name="analyze")
 
+# The extra of `pip install 'nlu[EXTRA]'` that brings each optional top-level module.
+EXTRAS = {
+    "torch": "torch",
+    "torchcrf": "torch",
+    "onnx": "torch",
+    "pytorch_lightning": "train",
+    "lightning_fabric": "train",
+    "datasets": "train",
+    "fastapi": "serve",
+    "uvicorn": "serve",
+    "matplotlib": "report",
+    "tensorboard": "tensorboard",
+}
+
+
+def main() -> None:
+    """`nlu`: the app, with a missing optional package named in one line with its extra."""
+    try:
+        app()
+    except ModuleNotFoundError as e:
+        top = (e.name or "").split(".")[0]
+        if top not in EXTRAS:
+            raise
+        print(
+            f"error: this needs {top}, which comes with the {EXTRAS[top]!r} extra: "
+            f"pip install 'nlu[{EXTRAS[top]}]'",
+            file=sys.stderr,
+        )
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

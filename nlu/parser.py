@@ -102,8 +102,15 @@ class Parser:
         if backend == "onnx":
             engine, config, vocabs, info = onnx_engine.load(path, precision, num_threads)
             return cls(engine, vocabs, config, info, batch_workers=batch_workers)
-        from nlu.inference.torch_engine import load_model, set_threads
-
+        try:
+            from nlu.inference.torch_engine import load_model, set_threads
+        except ModuleNotFoundError as e:
+            if e.name not in ("torch", "torchcrf"):
+                raise
+            hint = "" if backend == "torch" else f", or export the model (nlu export {path})"
+            raise ModuleNotFoundError(
+                f"the torch backend needs torch: pip install 'nlu[torch]'{hint}", name=e.name
+            ) from None
         if num_threads:
             set_threads(num_threads)
         model, loaded = load_model(path)

@@ -187,3 +187,18 @@ def test_int8_graph_of_a_trained_model_tags_like_the_float_one(trained, tiny_dir
     ints = Parser.load(trained.model_dir, backend="onnx", precision="int8").parse_batch(texts)
     same = sum(f.tags == q.tags and f.intent == q.intent for f, q in zip(floats, ints))
     assert same >= 0.9 * len(texts)
+
+
+def test_server_runs_the_onnx_backend(trained, parser):
+    from fastapi.testclient import TestClient
+
+    from nlu.server import create_app
+
+    texts = ["flights from boston to london", "taxi in dallas", "fares?"]
+    with TestClient(create_app(Parser.load(trained.model_dir))) as client:
+        assert client.get("/model").json()["backend"] == "onnx"
+        got = [client.post("/model/parse", json={"text": t}).json() for t in texts]
+        batch = client.post("/parse/batch", json={"texts": texts}).json()["results"]
+    expected = [p.to_dict() for p in parser.parse_batch(texts)]
+    assert_same_parses(got, expected)
+    assert_same_parses(batch, expected)
