@@ -20,12 +20,13 @@ ModelDir = Annotated[
 ]
 DataName = Annotated[str, typer.Option(help="Dataset name under $NLU_DATA_DIR, or a folder.")]
 PrecisionOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--precision",
         help="float32 (the model as trained); int8 (int8 weights for the recurrent and larger "
-        "linear layers: faster on CPU, tags can differ on a few sentences); bfloat16 (batches "
-        "run the recurrent layers in bfloat16: fast on CPUs with bfloat16 instructions).",
+        "linear layers: faster on CPU, tags can differ on a few sentences); bfloat16 (torch: "
+        "batches run the recurrent layers in bfloat16, fast on CPUs with bfloat16 "
+        "instructions). Default: the model's, chosen on dev when it was exported.",
     ),
 ]
 Quantize = Annotated[bool, typer.Option("--quantize", help="Shorthand for --precision int8.")]
@@ -40,9 +41,9 @@ BackendOption = Annotated[
 ]
 
 
-def chosen_precision(precision: str, quantize: bool) -> str:
-    """The precision that --precision and --quantize ask for together."""
-    if quantize and precision not in ("float32", "int8"):
+def chosen_precision(precision: str | None, quantize: bool) -> str | None:
+    """The precision that --precision and --quantize ask for together (None: the model's)."""
+    if quantize and precision not in (None, "float32", "int8"):
         raise fail(f"--quantize means --precision int8, not {precision}: give one of the two")
     return "int8" if quantize else precision
 

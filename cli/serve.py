@@ -49,7 +49,7 @@ def serve(
             "fastest for one-utterance requests: a second only waits on the first."
         ),
     ] = 1,
-    precision: PrecisionOption = "float32",
+    precision: PrecisionOption = None,
     quantize: Quantize = False,
     backend: BackendOption = "auto",
     workers: Annotated[

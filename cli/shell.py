@@ -25,7 +25,7 @@ QUIT = {":quit", ":q", ":exit"}
 def shell(
     model: ModelDir = None,
     top: Annotated[int, typer.Option(help="Intents to show in the ranking.")] = 3,
-    precision: PrecisionOption = "float32",
+    precision: PrecisionOption = None,
     quantize: Quantize = False,
     backend: BackendOption = "auto",
 ) -> None:

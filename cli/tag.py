@@ -42,17 +42,20 @@ def tag(
         Path | None, typer.Option("--output", help="Write parses here as JSON lines.")
     ] = None,
     n_best: Annotated[int, typer.Option(help="Also give the k best tag sequences.")] = 0,
-    precision: PrecisionOption = "float32",
+    precision: PrecisionOption = None,
     quantize: Quantize = False,
     backend: BackendOption = "auto",
     workers: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             help="Parse this many batches at once, in threads (for files; about 1.3x the "
-            "throughput with 2 on 2 cores).",
+            "throughput with 2 on 2 cores). Default: one per core, at most 4.",
         ),
-    ] = 1,
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Say on stderr how the model runs.")
+    ] = False,
 ) -> None:
     """Tag utterances: the intent with its confidence and each slot with its span."""
     from nlu.parser import Parser
@@ -67,6 +70,14 @@ def tag(
             batch_workers=workers,
             backend=backend,
         )
+        if verbose:
+            how = parser.describe()
+            typer.echo(
+                f"{parser.config.name}: backend {how['backend']}, precision {how['precision']} "
+                f"({how['precision_chosen_by']}), {how['num_threads']} thread(s), "
+                f"{how['batch_workers']} batch worker(s)",
+                err=True,
+            )
         # Torch, NumPy and the model stay for the whole run: out of the collector's reach, the
         # full collections that a file's many parses trigger do not walk them
         # (docs/benchmarks-history.md).
@@ -77,7 +88,7 @@ def tag(
             lines, total = (line.rstrip("\n") for line in sys.stdin), None
         else:
             lines, total = iter(texts), len(texts)
-        parses = _parse_stream(parser, lines, n_best, CHUNK * workers)
+        parses = _parse_stream(parser, lines, n_best, CHUNK * parser.batches.workers)
         if output_file is not None:
             _write_with_progress(output_file, parses, total)
             return

@@ -20,7 +20,9 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,8 +41,12 @@ from nlu.inference.onnx_engine import (
 from nlu.inference.precision import MIN_QUANTIZED_WEIGHTS
 from nlu.inference.torch_engine import load_model
 from nlu.model import JointModel
+from nlu.schema import Example
 
 OPSET = 17
+# int8 becomes a model's default precision when none of its dev scores (slot F1, intent and
+# sentence accuracy, in points) is more than this below float32's.
+PRECISION_TOLERANCE = 0.1
 INPUTS = ("word_ids", "char_ids", "tokens", "mask")
 OUTPUTS = ("tag_scores", "intent_logits")
 
@@ -161,3 +167,31 @@ def quantize_graph(graph: bytes) -> bytes:
         finally:
             logging.getLogger().removeFilter(advice)
         return out.read_bytes()
+
+
+def choose_precision(model_dir: Path, examples: Sequence[Example]) -> dict[str, Any]:
+    """Score the exported float32 and int8 graphs of `model_dir` on `examples` (its dev split)
+    and make int8 the model's default precision (`runtime.json`) if none of its scores is more
+    than `PRECISION_TOLERANCE` below float32's, else float32. Returns what runtime.json now
+    says of it."""
+    from nlu.eval.evaluate import evaluate
+    from nlu.parser import Parser
+
+    scores = {}
+    for precision in ("float32", "int8"):
+        report = evaluate(Parser.load(model_dir, backend="onnx", precision=precision), examples)
+        scores[precision] = {"slot_f1": round(report.slot.f1, 2),
+                             "intent_accuracy": round(report.intent_accuracy, 2),
+                             "sentence_accuracy": round(report.sentence_accuracy, 2)}  # fmt: skip
+    close = all(scores["int8"][k] >= v - PRECISION_TOLERANCE for k, v in scores["float32"].items())
+    verdict = "within" if close else "more than"
+    chosen = {
+        "default_precision": "int8" if close else "float32",
+        "precision_chosen_by": f"dev scores of {len(examples)} utterances: int8 {verdict} "
+        f"{PRECISION_TOLERANCE} below float32",
+        "precision_check": scores,
+    }
+    path = model_dir / RUNTIME_FILE
+    runtime = {**json.loads(path.read_text(encoding="utf-8")), **chosen}
+    write_text_atomic(path, json.dumps(runtime, indent=2) + "\n")
+    return chosen

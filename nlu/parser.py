@@ -25,6 +25,16 @@ from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
 
 _ALNUM = re.compile(r"[^\W_]")  # one character that str.isalnum() accepts
+# Past a few batch threads, the Python parts of parsing (holding the GIL) are what waits.
+MAX_BATCH_WORKERS = 4
+
+
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -65,43 +75,57 @@ class Parser:
         self.info = info or {}
         self.ranking_size = ranking_size
         self.span_scorer = SpanScorer(vocabs.tags.itos)
+        self.num_threads: int | None = None  # as `load` set them; None: the backend's default
 
     @classmethod
     def load(
         cls,
         path: str | os.PathLike,
         num_threads: int | None = None,
-        precision: str = "float32",
-        batch_workers: int = 1,
+        precision: str | None = None,
+        batch_workers: int | None = None,
         backend: str = "auto",
     ) -> Parser:
         """Load a model directory written by `nlu train` (see `nlu.archive`).
 
-        `backend` says what runs the model: "torch" (the weights as trained), "onnx" (the
-        graph `nlu export` wrote, under onnxruntime, with no torch imported), or "auto": ONNX
-        when the directory holds a graph for `precision` and onnxruntime is installed, else
-        torch. `num_threads` sets the backend's intra-op threads (and NumPy's BLAS threads) for
-        the whole process (see `set_threads`). `precision` trades exactness for speed on a CPU:
-        - "float32": the model as trained;
-        - "int8": the recurrent and larger linear layers with int8 weights (see
-          `quantize_int8`); the tags can differ from float32's on a few sentences;
-        - "bfloat16" (torch only): batches of more than one sentence run the recurrent layers
-          in bfloat16 (see `RNNEncoder.freeze`), a single sentence in float32, which is faster
-          at batch 1. Fast where the CPU has bfloat16 instructions (AVX512-BF16 or AMX);
-          elsewhere it can be slower than float32.
-        BENCHMARKS.md (inference) gives the speed and scores of each. `batch_workers` > 1 lets
-        `predict` and `parse_batch` run that many batches at once, each in its own thread; pair
-        it with `num_threads=1` (2 and 1 on a 2-core machine).
+        With no options it is the fast configuration (`describe()` says what was chosen):
+        - `backend` says what runs the model: "torch" (the weights as trained), "onnx" (the
+          graph `nlu train` or `nlu export` wrote, under onnxruntime, with no torch imported),
+          or "auto": ONNX when the directory holds a graph for the precision and onnxruntime
+          is installed, else torch.
+        - `precision` trades exactness for speed on a CPU; None takes the model's default:
+          the precision its export chose (int8 when int8's dev scores were within 0.1 of
+          float32's, see `nlu.export.choose_precision`), else float32.
+          - "float32": the model as trained;
+          - "int8": the recurrent and larger linear layers with int8 weights; the tags can
+            differ from float32's on a few sentences;
+          - "bfloat16" (torch only): batches of more than one sentence run the recurrent
+            layers in bfloat16 (see `RNNEncoder.freeze`), a single sentence in float32. Fast
+            where the CPU has bfloat16 instructions (AVX512-BF16 or AMX), else slower.
+        - `num_threads` sets the backend's intra-op threads and NumPy's BLAS threads (the
+          latter, and torch's, for the whole process: see `set_threads`). None: one for ONNX
+          (the fastest for one utterance, and batches spread over the workers instead);
+          torch's own default for torch.
+        - `batch_workers` lets `predict` and `parse_batch` run that many batches at once,
+          each in its own thread. None: one per core, at most `MAX_BATCH_WORKERS`.
+        BENCHMARKS.md (inference, the ONNX runtime) gives the speed and scores of each.
         """
-        check_precision(precision)  # before the weights are read
+        if precision is not None:
+            check_precision(precision)  # before the weights are read
         check_backend(backend)
         from nlu.inference import onnx_engine
 
+        if batch_workers is None:
+            batch_workers = min(cores(), MAX_BATCH_WORKERS)
         if backend == "auto":
-            backend = "onnx" if onnx_engine.available(path, precision) else "torch"
+            usable = onnx_engine.available(path, precision)
+            backend = "onnx" if usable else "torch"
         if backend == "onnx":
+            num_threads = num_threads or 1
             engine, config, vocabs, info = onnx_engine.load(path, precision, num_threads)
-            return cls(engine, vocabs, config, info, batch_workers=batch_workers)
+            parser = cls(engine, vocabs, config, info, batch_workers=batch_workers)
+            parser.num_threads = num_threads
+            return parser
         try:
             from nlu.inference.torch_engine import load_model, set_threads
         except ModuleNotFoundError as e:
@@ -114,14 +138,26 @@ class Parser:
         if num_threads:
             set_threads(num_threads)
         model, loaded = load_model(path)
-        return cls(
+        parser = cls(
             model,
             loaded.vocabs,
             loaded.config,
             loaded.info,
             batch_workers=batch_workers,
-            precision=precision,
+            precision=precision or "float32",
         )
+        parser.num_threads = num_threads
+        return parser
+
+    def describe(self) -> dict[str, Any]:
+        """How this Parser runs: backend, precision (and why), threads and batch workers."""
+        return {
+            "backend": self.backend,
+            "precision": self.precision,
+            "precision_chosen_by": getattr(self.engine, "precision_chosen_by", "asked"),
+            "num_threads": self.num_threads,
+            "batch_workers": self.batches.workers,
+        }
 
     @property
     def backend(self) -> str:

@@ -54,7 +54,7 @@ class WorkerSpec:
 
     model: str
     threads: int
-    precision: str
+    precision: str | None
     settings: ServerSettings
     backend: str = "auto"
 
@@ -234,8 +234,7 @@ def model_summary(parser: Parser) -> dict[str, Any]:
         "metrics": info.get("metrics", {}),
         "created": info.get("created"),
         "quantized": parser.quantized,
-        "precision": parser.precision,
-        "backend": parser.backend,
+        **parser.describe(),
     }
 
 

@@ -80,7 +80,7 @@ def test_tag_uses_nlu_model_env(trained, parser, monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("NLU_MODEL", str(trained.run_dir))
     text = "taxi in boston"
-    result = invoke("tag", "--json", text)
+    result = invoke("tag", "--json", "--precision", "float32", text)
     assert result.exit_code == 0, result.output
     parse = json.loads(result.output)
     assert parse["intent"]["name"] == "ground_service"
@@ -428,7 +428,7 @@ def test_tag_file_with_two_workers_equals_one(trained, tmp_path):
         target = tmp_path / f"out{workers}.jsonl"
         result = invoke(
             "tag", "--model", str(trained.model_dir), "--input", str(source),
-            "--output", str(target), "--workers", workers,
+            "--output", str(target), "--workers", workers, "--precision", "float32",
         )  # fmt: skip
         assert result.exit_code == 0, result.output
         outputs.append([rounded(json.loads(line)) for line in target.read_text().splitlines()])

@@ -195,10 +195,40 @@ def test_server_runs_the_onnx_backend(trained, parser):
     from nlu.server import create_app
 
     texts = ["flights from boston to london", "taxi in dallas", "fares?"]
-    with TestClient(create_app(Parser.load(trained.model_dir))) as client:
+    with TestClient(create_app(Parser.load(trained.model_dir, precision="float32"))) as client:
         assert client.get("/model").json()["backend"] == "onnx"
         got = [client.post("/model/parse", json={"text": t}).json() for t in texts]
         batch = client.post("/parse/batch", json={"texts": texts}).json()["results"]
     expected = [p.to_dict() for p in parser.parse_batch(texts)]
     assert_same_parses(got, expected)
     assert_same_parses(batch, expected)
+
+
+def test_training_chooses_the_default_precision_on_dev(trained):
+    runtime = json.loads((trained.model_dir / onnx_engine.RUNTIME_FILE).read_text())
+    check = runtime["precision_check"]
+    close = all(check["int8"][k] >= v - 0.1 for k, v in check["float32"].items())
+    assert runtime["default_precision"] == ("int8" if close else "float32")
+    assert runtime["precision_chosen_by"].startswith("dev scores of")
+    parser = Parser.load(trained.model_dir)
+    how = parser.describe()
+    assert how["backend"] == "onnx" and how["precision"] == runtime["default_precision"]
+    assert how["precision_chosen_by"] == runtime["precision_chosen_by"]
+    assert how["num_threads"] == 1 and how["batch_workers"] >= 1
+    assert (
+        Parser.load(trained.model_dir, precision="float32").describe()["precision_chosen_by"]
+        == "asked"
+    )
+    assert Parser.load(trained.model_dir, backend="torch").precision == "float32"
+
+
+def test_export_with_data_chooses_the_precision_and_tag_verbose_says_it(parser, tiny_dir, tmp_path):
+    model_dir = _saved(parser, tmp_path)
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", str(model_dir), "--data", str(tiny_dir)])
+    assert result.exit_code == 0, result.output
+    assert "default precision" in result.output
+    runtime = json.loads((model_dir / onnx_engine.RUNTIME_FILE).read_text())
+    result = runner.invoke(app, ["tag", "--model", str(model_dir), "--verbose", "fares"])
+    assert result.exit_code == 0, result.output
+    assert f"backend onnx, precision {runtime['default_precision']} (dev scores of" in result.output

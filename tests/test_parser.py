@@ -191,7 +191,7 @@ def test_batch_workers_give_the_same_parses(trained, parser, tiny_dir):
     texts = (tiny_dir / "train" / "seq.in").read_text().splitlines() * 3
     texts += ["fly to London on friday", "", "?!"]
     expected = [p.to_dict() for p in parser.parse_batch(texts, batch_size=4)]
-    two = Parser.load(trained.model_dir, batch_workers=2)
+    two = Parser.load(trained.model_dir, batch_workers=2, precision="float32")
     got = [p.to_dict() for p in two.parse_batch(texts, batch_size=4)]  # 22 batches, 2 threads
     assert_same_parses(got, expected)
     assert two.batches.started  # the batches did go through the worker threads

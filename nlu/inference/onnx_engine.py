@@ -33,22 +33,28 @@ RUNTIME_VERSION = 2  # 1: the graph read word and character ids per position
 MAX_CACHED_WORDS = 200_000
 
 
-def available(path: str | os.PathLike, precision: str) -> bool:
-    """Whether `path` holds a graph for `precision` and onnxruntime is installed."""
+def available(path: str | os.PathLike, precision: str | None) -> bool:
+    """Whether `path` holds a graph for `precision` (None: its default) and onnxruntime is
+    installed."""
     try:
         runtime = _read_runtime(archive.resolve_model_dir(path))
     except (FileNotFoundError, ValueError):
         return False
+    precision = precision or runtime.get("default_precision", "float32")
     return precision in runtime["graphs"] and importlib.util.find_spec("onnxruntime") is not None
 
 
 def load(
-    path: str | os.PathLike, precision: str = "float32", num_threads: int | None = None
+    path: str | os.PathLike, precision: str | None = None, num_threads: int | None = None
 ) -> tuple[OnnxEngine, Any, Vocabs, dict]:
-    """The engine of a model directory's exported graph, with its config, vocabularies and
-    info."""
+    """The engine of a model directory's exported graph at `precision` (None: the one its
+    export chose), with its config, vocabularies and info."""
     meta = archive.load_meta(path)
     runtime = _read_runtime(meta.model_dir)
+    chosen_by = "asked"
+    if precision is None:
+        precision = runtime.get("default_precision", "float32")
+        chosen_by = runtime.get("precision_chosen_by", "the default")
     graphs = runtime["graphs"]
     if precision not in graphs:
         raise ValueError(
@@ -79,6 +85,7 @@ def load(
     )
     tokenizer = Tokenizer(meta.config.data.lowercase, meta.config.data.normalize_digits)
     engine = OnnxEngine(session, meta.vocabs, tokenizer, decoder, runtime["temperature"], precision)
+    engine.precision_chosen_by = chosen_by
     return engine, meta.config, meta.vocabs, meta.info
 
 
@@ -124,6 +131,7 @@ class OnnxEngine:
         self.decoder = decoder
         self.temperature = float(temperature)
         self.precision = precision
+        self.precision_chosen_by = "asked"  # or why the export chose it (`load`)
         self.quantized = precision == "int8"
         self._ids: dict[str, tuple[int, list[int]]] = {}  # spelling -> word id, char ids
         self._lock = threading.Lock()
