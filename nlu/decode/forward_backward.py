@@ -160,16 +160,21 @@ def _recursions(
     batch, seq_len, _ = a.shape
     a_totals = np.ones((batch, seq_len), a.dtype)
     b_totals = np.ones((batch, seq_len), a.dtype)
+    # No padding (always so for one sentence): every step is real, and a step is two calls
+    # fewer (np.where and its mask), a fifth of the recursions' time on one ATIS question.
+    full = bool(real.all())
     # np.add.reduce, not .sum(): the method's Python wrapper is a third of a step's cost.
     for t in range(1, seq_len):
         u = a[:, t - 1] @ arrays.exp_trans  # (B, K)
         u *= probs[:, t]
         total = np.add.reduce(u, axis=1, keepdims=True)  # (B, 1)
-        a[:, t] = np.where(real[:, t, None], u / total, a[:, t - 1])
+        u /= total
+        a[:, t] = u if full else np.where(real[:, t, None], u, a[:, t - 1])
         a_totals[:, t] = total[:, 0]
     for t in range(seq_len - 2, -1, -1):
         v = (b[:, t + 1] * probs[:, t + 1]) @ arrays.exp_trans_t  # (B, K)
         total = np.add.reduce(v, axis=1, keepdims=True)
-        b[:, t] = np.where(real[:, t + 1, None], v / total, b[:, t + 1])
+        v /= total
+        b[:, t] = v if full else np.where(real[:, t + 1, None], v, b[:, t + 1])
         b_totals[:, t] = total[:, 0]
     return a_totals, b_totals
