@@ -49,7 +49,7 @@ def main() -> None:
     test = read_seqio(resolve_split(args.data, "test"))
     results = []
     for model in args.models:
-        parser = Parser.load(model, num_threads=1)
+        parser = Parser.load(model, num_threads=1, backend="torch")  # the temperature's home
         parser.model.intent_head.temperature.fill_(1.0)  # as trained, whatever was exported
         row = {"model": model, "before": measure(parser, dev, test)}
         row["temperature"] = calibrate_intents(parser, dev)

@@ -91,7 +91,7 @@ def measure(model_dir: Path, sentences: list[str]) -> tuple[int, float]:
     on one utterance at a time (after a warm-up), in ms."""
     from nlu.parser import Parser
 
-    parser = Parser.load(model_dir)
+    parser = Parser.load(model_dir, backend="torch")  # the encoder grid's figures are torch's
     params = sum(p.numel() for p in parser.model.parameters())
     times = parse_times_ms(parser, sentences, warmup=10)
     return params, statistics.median(times)

@@ -157,6 +157,7 @@ def main() -> None:
             num_threads=args.threads or None,
             precision=precision,
             batch_workers=args.batch_workers,
+            backend="torch",  # the torch backend's figures; bench/backends.py compares ONNX
         )
         for precision in precisions
     }
