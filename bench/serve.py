@@ -3,10 +3,10 @@
     NLU_DATA_DIR=../shared/datasets .venv/bin/python bench/serve.py --model runs/latest
 
 Starts the server in a subprocess (without, then with, micro-batching; `--only on|off` for one
-of them), waits for /health, and drives POST /model/parse with ATIS test utterances from asyncio
+of them, `--only defaults` for nlu serve's own choice), waits for /health, and drives POST /model/parse with ATIS test utterances from asyncio
 clients, each on its own keep-alive connection. Every level is bounded in requests and in
-seconds, and talks only to 127.0.0.1. `--quantize`, `--workers N` and `--threads N` pass through
-to `nlu serve`.
+seconds, and talks only to 127.0.0.1. `--quantize`, `--precision`, `--backend`, `--workers N`
+and `--threads N` pass through to `nlu serve`.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(model: str, port: int, micro_batch: bool, options: list[str]) -> subprocess.Popen:
+def start_server(
+    model: str, port: int, micro_batch: bool | None, options: list[str]
+) -> subprocess.Popen:
     nlu = str(Path(sys.executable).parent / "nlu")
     cmd = [nlu, "serve", "--model", model, "--host", "127.0.0.1", "--port", str(port), *options]
-    if micro_batch:
-        cmd.append("--micro-batch")
+    if micro_batch is not None:  # None: nlu serve's default (micro-batching on)
+        cmd.append("--micro-batch" if micro_batch else "--no-micro-batch")
     process = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -140,20 +142,26 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="per level, at most")
     parser.add_argument("--quantize", action="store_true", help="serve the int8 model")
     parser.add_argument("--precision", help="float32, int8 or bfloat16 (nlu serve --precision)")
+    parser.add_argument("--backend", help="auto, onnx or torch (nlu serve --backend)")
     parser.add_argument("--threads", type=int, help="the server's torch threads (default: 1)")
     parser.add_argument("--wait-ms", type=float, help="micro-batch gathering time")
-    parser.add_argument("--workers", type=int, default=1, help="server processes")
-    parser.add_argument("--only", choices=["off", "on"], help="only without / with micro-batching")
+    parser.add_argument("--workers", type=int, help="server processes (default: nlu serve's)")
+    parser.add_argument("--only", choices=["off", "on", "defaults"],
+                        help="only without / with micro-batching, or nlu serve's defaults "
+                        "(with no other options: what a user gets with no flags)")  # fmt: skip
     args = parser.parse_args()
     options = [] if args.threads is None else ["--threads", str(args.threads)]
     if args.quantize:
         options.append("--quantize")
     if args.precision:
         options += ["--precision", args.precision]
-    options += ["--workers", str(args.workers)]
+    if args.backend:
+        options += ["--backend", args.backend]
+    if args.workers is not None:
+        options += ["--workers", str(args.workers)]
     if args.wait_ms is not None:
         options += ["--micro-batch-wait-ms", str(args.wait_ms)]
-    modes = {"off": [False], "on": [True], None: [False, True]}[args.only]
+    modes = {"off": [False], "on": [True], "defaults": [None], None: [False, True]}[args.only]
     texts = [" ".join(e.tokens) for e in read_seqio(resolve_split("atis", "test"))]
     rows = []
     for micro_batch in modes:
@@ -173,7 +181,7 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(
-            f"| {'on' if r['micro_batch'] else 'off'} | {r['clients']} | {r['requests']} | "
+            f"| {({True: 'on', False: 'off'}).get(r['micro_batch'], 'default')} | {r['clients']} | {r['requests']} | "
             f"{r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['5xx']} |"
         )
 

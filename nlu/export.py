@@ -184,11 +184,11 @@ def choose_precision(model_dir: Path, examples: Sequence[Example]) -> dict[str, 
                              "intent_accuracy": round(report.intent_accuracy, 2),
                              "sentence_accuracy": round(report.sentence_accuracy, 2)}  # fmt: skip
     close = all(scores["int8"][k] >= v - PRECISION_TOLERANCE for k, v in scores["float32"].items())
-    verdict = "within" if close else "more than"
+    verdict = "no int8 score is" if close else "an int8 score is"
     chosen = {
         "default_precision": "int8" if close else "float32",
-        "precision_chosen_by": f"dev scores of {len(examples)} utterances: int8 {verdict} "
-        f"{PRECISION_TOLERANCE} below float32",
+        "precision_chosen_by": f"dev scores of {len(examples)} utterances: {verdict} more "
+        f"than {PRECISION_TOLERANCE} below float32's",
         "precision_check": scores,
     }
     path = model_dir / RUNTIME_FILE
