@@ -232,3 +232,15 @@ def test_export_with_data_chooses_the_precision_and_tag_verbose_says_it(parser, 
     result = runner.invoke(app, ["tag", "--model", str(model_dir), "--verbose", "fares"])
     assert result.exit_code == 0, result.output
     assert f"backend onnx, precision {runtime['default_precision']} (dev scores of" in result.output
+
+
+def test_a_graph_of_another_runtime_version_is_refused_with_the_command_that_renews_it(
+    parser, tmp_path
+):
+    model_dir = _saved(parser, tmp_path)
+    export_onnx(model_dir)
+    path = model_dir / onnx_engine.RUNTIME_FILE
+    path.write_text(json.dumps({**json.loads(path.read_text()), "runtime_version": 1}))
+    with pytest.raises(ValueError, match=r"runtime version 1, this nlu reads 2; export the model"):
+        Parser.load(model_dir, backend="onnx")
+    assert Parser.load(model_dir).backend == "torch"  # auto: the graph is not usable
