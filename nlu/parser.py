@@ -147,6 +147,8 @@ class Parser:
             precision=precision or "float32",
         )
         parser.num_threads = num_threads
+        if precision is None:
+            parser.engine.precision_chosen_by = "the torch backend's default"
         return parser
 
     def describe(self) -> dict[str, Any]:
@@ -154,7 +156,7 @@ class Parser:
         return {
             "backend": self.backend,
             "precision": self.precision,
-            "precision_chosen_by": getattr(self.engine, "precision_chosen_by", "asked"),
+            "precision_chosen_by": self.engine.precision_chosen_by,
             "num_threads": self.num_threads,
             "batch_workers": self.batches.workers,
         }

@@ -219,7 +219,9 @@ def test_training_chooses_the_default_precision_on_dev(trained):
         Parser.load(trained.model_dir, precision="float32").describe()["precision_chosen_by"]
         == "asked"
     )
-    assert Parser.load(trained.model_dir, backend="torch").precision == "float32"
+    torch_parser = Parser.load(trained.model_dir, backend="torch")
+    assert torch_parser.precision == "float32"
+    assert torch_parser.describe()["precision_chosen_by"] == "the torch backend's default"
 
 
 def test_export_with_data_chooses_the_precision_and_tag_verbose_says_it(parser, tiny_dir, tmp_path):

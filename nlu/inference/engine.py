@@ -34,6 +34,7 @@ class Engine(Protocol):
 
     backend: str  # "torch" or "onnx"
     precision: str  # "float32", "int8" or "bfloat16"
+    precision_chosen_by: str  # "asked", or why it is the model's default
     decoder: TagDecoder
 
     def scores(self, sentences: Sequence[Sequence[str]]) -> Scores:

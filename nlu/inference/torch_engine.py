@@ -55,6 +55,7 @@ class TorchEngine:
         batch_dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
         self.model = model.freeze(batch_dtype)
         self.precision = precision
+        self.precision_chosen_by = "asked"  # or the default (`Parser.load`)
         self.words = WordCache(self.model.embedding, vocabs, tokenizer)
         self.decoder = self.model.tag_head.decoder()
 
