@@ -127,7 +127,8 @@ class Parser:
             parser.num_threads = num_threads
             return parser
         try:
-            from nlu.inference.torch_engine import load_model, set_threads
+            from nlu.inference.precision import set_threads
+            from nlu.inference.torch_engine import load_model
         except ModuleNotFoundError as e:
             if e.name not in ("torch", "torchcrf"):
                 raise

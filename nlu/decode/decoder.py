@@ -38,8 +38,7 @@ class TagDecoder:
             return decode(scores, mask, self.tables)
         if self.constrained:
             return decode(log_softmax(scores), mask, self.tables)
-        lengths = mask.sum(axis=1).tolist()
-        return [row[:n] for row, n in zip(scores.argmax(axis=-1).tolist(), lengths)]
+        return _token_argmax(scores, mask)
 
     def decode_with_confidence(
         self, scores: Any, mask: Any
@@ -53,10 +52,20 @@ class TagDecoder:
             paths = best_paths(fb, scores, mask, self.tables)
             return paths, CRFConfidence(scores, fb, self.tables)
         log_probs = log_softmax(scores.astype(np.float32, copy=False))
-        return self.decode(scores, mask), SoftmaxConfidence(log_probs)
+        if self.constrained:
+            paths = decode(log_probs, mask, self.tables)
+        else:
+            paths = _token_argmax(scores, mask)
+        return paths, SoftmaxConfidence(log_probs)
 
     def kbest(self, scores: Any, k: int) -> list[tuple[list[int], float]]:
         """The `k` best tag sequences of one sentence (scores: (T, K)) with their scores: the
         CRF's path scores, or sums of token log-probabilities."""
         scores = as_array(scores)
         return kbest_paths(scores if self.kind == "crf" else log_softmax(scores), k, self.tables)
+
+
+def _token_argmax(scores: np.ndarray, mask: np.ndarray) -> list[list[int]]:
+    """The highest-scoring tag of each token, each sentence trimmed to its length."""
+    lengths = mask.sum(axis=1).tolist()
+    return [row[:n] for row, n in zip(scores.argmax(axis=-1).tolist(), lengths)]

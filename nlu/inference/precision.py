@@ -1,8 +1,9 @@
-"""Precisions a Parser can run at, and the process-wide thread limits it sets.
+"""The torch backend's precisions and the process-wide thread limits it sets.
 
 "float32" is the model as trained; "int8" holds the recurrent and larger linear layers in int8
 (`quantize_int8`); "bfloat16" runs batches' recurrent layers in bfloat16 (`RNNEncoder.freeze`).
-BENCHMARKS.md (inference) gives the speed and scores of each.
+The names and their check are in `nlu.inference.engine`. BENCHMARKS.md (inference) gives the
+speed and scores of each.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ import warnings
 import torch
 from torch import nn
 
-from nlu.inference.engine import PRECISIONS, Precision, check_precision, limit_blas_threads
+from nlu.inference.engine import limit_blas_threads
 from nlu.model import JointModel
-
-__all__ = ["PRECISIONS", "Precision", "check_precision", "quantize_int8", "set_threads"]
 
 
 def set_threads(num_threads: int) -> None:

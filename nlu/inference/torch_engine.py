@@ -10,13 +10,11 @@ import torch
 from nlu import archive
 from nlu.decode.tables import as_array
 from nlu.inference.engine import Precision, Scores, check_precision
-from nlu.inference.precision import quantize_int8, set_threads
+from nlu.inference.precision import quantize_int8
 from nlu.inference.wordcache import WordCache
 from nlu.model import JointModel, build_model
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
-
-__all__ = ["TorchEngine", "load_model", "set_threads"]
 
 
 def load_model(path: str | os.PathLike) -> tuple[JointModel, archive.Archive]:

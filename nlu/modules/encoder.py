@@ -142,12 +142,12 @@ class RNNEncoder(nn.Module):
         RNN), both directions in it, reading each sentence's length (`_FusedAsOnnx`)."""
         rnn = self.rnn
         lengths = mask.sum(dim=1)
+        node = _onnx_node(rnn)
         x = inputs
         for layer in range(rnn.num_layers):
             if layer > 0:
                 x = self.between(x)
             traced = by_direction([split[layer]], x, mask)  # what the tracer runs
-            node = _onnx_node(rnn)
             x = _FusedAsOnnx.apply(x, mask, lengths, traced, node, *_onnx_weights(rnn, layer, x))
         return x
 
@@ -331,11 +331,10 @@ class PeepholeLayer(nn.Module):
     def onnx_weights(self, x: Tensor) -> tuple[Tensor, ...]:
         """The inputs of an ONNX `LSTM` node that computes this layer: W (D, 4H, E), R (D, 4H,
         H), B (D, 8H), initial h and c (D, B, H), zero, and P (D, 3H). ONNX orders the gates
-        input, output, forget, cell and the peepholes input, output, forget; ours are input,
-        forget, cell, output and input, forget, output."""
+        input, output, forget, cell (`_onnx_gate_rows`) and the peepholes input, output, forget;
+        ours are input, forget, cell, output and input, forget, output."""
         h = self.hidden_dim
-        gates = torch.cat([torch.arange(0, h), torch.arange(3 * h, 4 * h),
-                           torch.arange(h, 2 * h), torch.arange(2 * h, 3 * h)])  # fmt: skip
+        gates = _onnx_gate_rows(nn.LSTM, h)
         w = self.weight_ih.transpose(1, 2)[:, gates]
         r = self.weight_hh.transpose(1, 2)[:, gates]
         b = torch.cat([self.bias[:, gates], torch.zeros_like(self.bias)], dim=1)
@@ -353,14 +352,10 @@ def _onnx_node(rnn: nn.RNNBase) -> str:
 
 def _onnx_weights(rnn: nn.RNNBase, layer: int, x: Tensor) -> tuple[Tensor, ...]:
     """The inputs of the ONNX node that computes `layer` of `rnn` on x (B, T, E): W (D, G*H, E),
-    R (D, G*H, H), B (D, 2*G*H) and the zero initial h (and c) (D, B, H). ONNX orders an LSTM's
-    gates input, output, forget, cell (PyTorch: input, forget, cell, output) and a GRU's update,
-    reset, new (PyTorch: reset, update, new)."""
+    R (D, G*H, H), B (D, 2*G*H) and the zero initial h (and c) (D, B, H), gates in ONNX's order
+    (`_onnx_gate_rows`)."""
     h = rnn.hidden_size
-    order = (
-        [0, 3, 1, 2] if isinstance(rnn, nn.LSTM) else [1, 0, 2] if isinstance(rnn, nn.GRU) else [0]
-    )
-    rows = torch.cat([torch.arange(k * h, (k + 1) * h) for k in order])
+    rows = _onnx_gate_rows(type(rnn), h)
     suffixes = ("", "_reverse")[: 1 + rnn.bidirectional]
 
     def stacked(name: str) -> Tensor:
@@ -370,6 +365,14 @@ def _onnx_weights(rnn: nn.RNNBase, layer: int, x: Tensor) -> tuple[Tensor, ...]:
     start = x.new_zeros(len(suffixes), x.shape[0], h)
     starts = (start, start) if isinstance(rnn, nn.LSTM) else (start,)
     return stacked("weight_ih"), stacked("weight_hh"), bias, *starts
+
+
+def _onnx_gate_rows(kind: type[nn.RNNBase], hidden: int) -> Tensor:
+    """Row indices that put PyTorch's gate blocks of a `kind` layer's weights (each `hidden`
+    rows) in ONNX's order: an LSTM's input, output, forget, cell (PyTorch: input, forget,
+    cell, output), a GRU's update, reset, new (PyTorch: reset, update, new); an RNN has one."""
+    order = {nn.LSTM: [0, 3, 1, 2], nn.GRU: [1, 0, 2]}.get(kind, [0])
+    return torch.cat([torch.arange(k * hidden, (k + 1) * hidden) for k in order])
 
 
 def _onnx_recurrent(g, node: str, x, mask, lengths, inputs: list, directions: int, hidden: int):
@@ -407,8 +410,7 @@ class _FusedAsOnnx(torch.autograd.Function):
 
     @staticmethod
     def symbolic(g, x, mask, lengths, traced, node, w, r, b, *starts):
-        directions, gates_hidden, _ = w.type().sizes()
-        hidden = r.type().sizes()[2]
+        directions, _, hidden = r.type().sizes()
         return _onnx_recurrent(g, node, x, mask, lengths, [w, r, b, *starts], directions, hidden)
 
 

@@ -1,7 +1,7 @@
 """Tag heads (softmax, CRF) with one interface, and the intent head over pooled states.
 
-Both tag heads offer `loss`, `decode`, `kbest` and `decode_with_confidence`, so the model and
-the Parser never ask which one they hold.
+Both tag heads offer `loss`, `decode`, `kbest` and `decoder` (their `TagDecoder`, which gives
+span confidences too), so the model and the Parser never ask which one they hold.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nlu.decode.confidence import SpanConfidence
 from nlu.decode.decoder import TagDecoder
 from nlu.decode.tables import DecodeTables
 from nlu.modules.crf import LinearChainCRF
@@ -64,12 +63,6 @@ class SoftmaxTagHead(DecodesWithTables):
         """How its scores decode, in NumPy (what a Parser holds)."""
         return TagDecoder("softmax", self.tables(), self.constrained)
 
-    def decode_with_confidence(
-        self, scores: Tensor, mask: Tensor
-    ) -> tuple[list[list[int]], SpanConfidence]:
-        """`decode`, and what scores the spans of any tag sequence (see `TagDecoder`)."""
-        return self.decoder().decode_with_confidence(scores, mask)
-
 
 class CRFTagHead(nn.Module):
     """Linear emissions scored by a linear-chain CRF; constraints apply when decoding."""
@@ -108,12 +101,6 @@ class CRFTagHead(nn.Module):
     def decoder(self) -> TagDecoder:
         """How its scores decode, in NumPy (what a Parser holds)."""
         return TagDecoder("crf", self.crf.tables())
-
-    def decode_with_confidence(
-        self, scores: Tensor, mask: Tensor
-    ) -> tuple[list[list[int]], SpanConfidence]:
-        """`decode`, and what scores the spans of any tag sequence (see `TagDecoder`)."""
-        return self.decoder().decode_with_confidence(scores, mask)
 
 
 TAG_HEADS = {"softmax": SoftmaxTagHead, "crf": CRFTagHead}
