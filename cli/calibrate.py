@@ -39,11 +39,15 @@ def calibrate(
             "intent_temperature": round(temperature, 4),
             "intent_temperature_fitted_on": f"{data}/{split}",
         }
-        archive.save(model_dir, parser.config, parser.vocabs, parser.model, info)
-        if exported:  # the graph's runtime.json holds the temperature too
-            from nlu.export import export_onnx
+        extra = None
+        if exported:  # the graph's runtime.json holds the temperature too: write it again,
+            # and choose its default precision again, on the held-out data, as training does
+            from nlu.export import write_onnx
 
-            export_onnx(model_dir)
+            def extra(directory):
+                return write_onnx(parser.model, directory, examples)
+
+        archive.save(model_dir, parser.config, parser.vocabs, parser.model, info, extra=extra)
     typer.echo(
         f"{model_dir}: intent temperature {before:.4f} -> {temperature:.4f} "
         f"(fitted on {data}/{split}, {len(examples)} utterances)"

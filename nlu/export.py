@@ -91,10 +91,12 @@ def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike | None = No
     return write_onnx(model, Path(out) if out is not None else model_dir)
 
 
-def write_onnx(model: JointModel, out: Path) -> Path:
+def write_onnx(model: JointModel, out: Path, dev: Sequence[Example] | None = None) -> Path:
     """Write `model`'s graph and the runtime's files into `out` and return the graph's path.
     The graph is checked with `onnx.checker` before any file is written, and written last, so
-    a directory with a graph has its runtime files. `model` itself is left as it was."""
+    a directory with a graph has its runtime files. With `dev` (and `out` a model directory),
+    `choose_precision` then picks the default precision on it. `model` itself is left as it
+    was."""
     import onnx
     from safetensors.numpy import save
 
@@ -137,7 +139,10 @@ def write_onnx(model: JointModel, out: Path) -> Path:
     write_bytes_atomic(out / TABLES_FILE, save(tables))
     write_bytes_atomic(out / INT8_FILE, int8)
     write_text_atomic(out / RUNTIME_FILE, json.dumps(runtime, indent=2) + "\n")
-    return write_bytes_atomic(out / ONNX_FILE, graph.getvalue())
+    written = write_bytes_atomic(out / ONNX_FILE, graph.getvalue())
+    if dev is not None:
+        choose_precision(out, dev)
+    return written
 
 
 def quantize_graph(graph: bytes) -> bytes:

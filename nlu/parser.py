@@ -117,6 +117,7 @@ class Parser:
 
         if batch_workers is None:
             batch_workers = min(cores(), MAX_BATCH_WORKERS)
+        asked = backend
         if backend == "auto":
             usable = onnx_engine.available(path, precision)
             backend = "onnx" if usable else "torch"
@@ -132,7 +133,7 @@ class Parser:
         except ModuleNotFoundError as e:
             if e.name not in ("torch", "torchcrf"):
                 raise
-            hint = "" if backend == "torch" else f", or export the model (nlu export {path})"
+            hint = "" if asked == "torch" else f", or export the model (nlu export {path})"
             raise ModuleNotFoundError(
                 f"the torch backend needs torch: pip install 'nlu[torch]'{hint}", name=e.name
             ) from None

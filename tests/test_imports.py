@@ -79,4 +79,12 @@ def test_runtime_parses_without_torch_installed(trained):
     missing = without(
         ["torch"], f"import nlu\nnlu.load({str(trained.model_dir)!r}, backend='torch')"
     )
-    assert "pip install 'nlu[torch]'" in missing.stderr
+    assert "pip install 'nlu[torch]'" in missing.stderr and "nlu export" not in missing.stderr
+
+
+def test_auto_without_a_graph_or_torch_suggests_either(parser, tmp_path):
+    from nlu import archive
+
+    model = archive.save(tmp_path / "m", parser.config, parser.vocabs, parser.model)  # no graph
+    missing = without(["torch"], f"import nlu\nnlu.load({str(model)!r})")
+    assert "pip install 'nlu[torch]', or export the model (nlu export" in missing.stderr

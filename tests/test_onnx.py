@@ -116,7 +116,7 @@ def test_auto_takes_torch_without_a_graph_and_onnx_backend_says_what_to_do(parse
     with pytest.raises(FileNotFoundError, match="runtime.json: not found; export the model"):
         Parser.load(model_dir, backend="onnx")
     export_onnx(model_dir)
-    with pytest.raises(ValueError, match="no bfloat16 graph"):
+    with pytest.raises(ValueError, match="no bfloat16 graph.*the torch backend bfloat16 too"):
         Parser.load(model_dir, backend="onnx", precision="bfloat16")
     assert Parser.load(model_dir, precision="bfloat16").backend == "torch"  # auto
     assert Parser.load(model_dir, precision="int8").backend == "onnx"
@@ -164,6 +164,9 @@ def test_calibrate_exports_the_graph_again_with_the_new_temperature(parser, tiny
     runtime = json.loads((model_dir / onnx_engine.RUNTIME_FILE).read_text())
     assert (model_dir / onnx_engine.ONNX_FILE).is_file()
     assert runtime["temperature"] == pytest.approx(fitted, rel=1e-3)
+    # The default precision is chosen again, on the held-out data calibration read.
+    assert runtime["precision_chosen_by"].startswith("dev scores of")
+    assert Parser.load(model_dir).precision == runtime["default_precision"]
 
 
 def test_int8_graph_quantizes_the_lstm_and_large_products_and_keeps_the_answers(tmp_path):

@@ -59,7 +59,8 @@ def load(
     if precision not in graphs:
         raise ValueError(
             f"{meta.model_dir / RUNTIME_FILE}: no {precision} graph (found {sorted(graphs)}); "
-            f"export one with `nlu export {meta.model_dir} --precision {precision}`"
+            "the onnx backend runs float32 and int8 (`nlu export` writes both), the torch "
+            "backend bfloat16 too"
         )
     try:
         import onnxruntime

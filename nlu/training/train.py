@@ -27,7 +27,7 @@ from nlu.config import ExperimentConfig, ModelConfig, dump_config
 from nlu.eval.calibration import calibrate_intents
 from nlu.eval.evaluate import evaluate
 from nlu.eval.metrics import Report, known_words
-from nlu.export import choose_precision, write_onnx
+from nlu.export import write_onnx
 from nlu.files import write_text_atomic
 from nlu.model import JointModel, build_model
 from nlu.modules.vectors import read_vectors
@@ -276,13 +276,11 @@ def export(cfg: ExperimentConfig, fitted: Fitted, info: dict[str, object]) -> Pa
     if not fitted.writes:
         return model_dir
 
-    def graphs(directory: Path) -> None:
-        # The ONNX graphs, which `nlu.load` then runs without torch, and the precision they
-        # parse at by default, chosen on dev (`nlu.export`).
-        write_onnx(fitted.model, directory)
-        choose_precision(directory, fitted.data.dev_examples)
-
-    archive.save(model_dir, cfg, fitted.data.vocabs, fitted.model, info, extra=graphs)
+    # With the ONNX graphs, which `nlu.load` then runs without torch, and the precision they
+    # parse at by default, chosen on dev (`nlu.export`).
+    archive.save(model_dir, cfg, fitted.data.vocabs, fitted.model, info,
+                 extra=lambda directory: write_onnx(fitted.model, directory,
+                                                   fitted.data.dev_examples))  # fmt: skip
     write_text_atomic(fitted.run_dir / "metrics.json", json.dumps(info, indent=2))
     splits = fitted.data.splits
     if splits.dev_split is not None:  # which examples were held out, by file:line
