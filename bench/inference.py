@@ -21,18 +21,13 @@ import time
 from pathlib import Path
 
 import torch
-from _timing import parse_times_ms
+from _timing import parse_times_ms, percentile
 
 from nlu.data.seqio import read_seqio, resolve_split
 from nlu.eval.evaluate import evaluate
 from nlu.features import collate, featurize
 from nlu.parser import Parser
 from nlu.tags import spans
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 def latency(parser: Parser, texts: list[str], repeats: int) -> dict[str, float]:
