@@ -92,6 +92,10 @@ class CRFConfidence:
         """
         if not len(requests):
             return []
+        with np.errstate(divide="ignore"):  # log 0 = -inf: a span no path goes through
+            return self._spans(requests)
+
+    def _spans(self, requests: SpanRequests) -> list[float]:
         arrays, fb = self.tables, self.fb
         trans, end = arrays.trans, arrays.end
         em = self.emissions  # (B, T, K)
@@ -117,7 +121,6 @@ class CRFConfidence:
             stop = r.stop[inside]
             stopped = np.flatnonzero(stop >= 0)
             weights[stopped, stop[stopped]] = 0.0
-            with np.errstate(divide="ignore"):
-                total = np.log(np.add.reduce(weights, axis=1), dtype=np.float64)
+            total = np.log(np.add.reduce(weights, axis=1), dtype=np.float64)
             tail[inside] = total + arrays.shift + fb.top[b, t] + fb.scale_b[b, t]
         return np.exp(score + tail - fb.log_z[r.index]).tolist()

@@ -41,9 +41,9 @@ class ForwardBackward:
         self.probs, self.top = probs, top
 
     def log_alpha(self, index: np.ndarray, step: np.ndarray, tag: np.ndarray) -> np.ndarray:
-        """alpha[index, step, tag], for index arrays of one shape."""
-        with np.errstate(divide="ignore"):
-            return np.log(self.a[index, step, tag]) + self.scale_a[index, step]
+        """alpha[index, step, tag], for index arrays of one shape (-inf where a is 0: the
+        caller ignores NumPy's divide warning)."""
+        return np.log(self.a[index, step, tag]) + self.scale_a[index, step]
 
 
 def forward_backward(emissions: Any, mask: Any, tables: DecodeTables) -> ForwardBackward:
@@ -85,7 +85,7 @@ def best_paths(
     lengths = real.sum(axis=1)
     tags = (fb.a * fb.b).argmax(axis=2)  # (B, T); the scales are per (b, t): no effect
     sentence = np.arange(batch)
-    emitted = np.take_along_axis(em, tags[:, :, None], axis=2)[:, :, 0].astype(np.float64)
+    emitted = em[sentence[:, None], np.arange(em.shape[1]), tags].astype(np.float64)  # (B, T)
     moves = tables.trans[tags[:, :-1], tags[:, 1:]].astype(np.float64)  # (B, T-1)
     with np.errstate(invalid="ignore"):  # -inf - -inf where no path is allowed at all
         score = (
@@ -97,8 +97,8 @@ def best_paths(
         # The margin covers float rounding in log Z and the score, ~1e-5 nats.
         sure = score - fb.log_z > math.log(0.5) + 1e-3
     paths = [row[:n] for row, n in zip(tags.tolist(), lengths.tolist())]
-    unsure = np.flatnonzero(~sure)
-    if len(unsure):
+    if not sure.all():
+        unsure = np.flatnonzero(~sure)
         found, _ = viterbi(em[unsure], real[unsure], tables)
         for b, path in zip(unsure.tolist(), found):
             paths[b] = path
@@ -133,15 +133,19 @@ def _scaled_forward_backward(
         b = np.empty_like(em)
         b[:, -1] = arrays.exp_end
         end_scale = arrays.end_scale
-        a_totals, b_totals = _recursions(a, b, probs, real, arrays)
+        # No padding (always so for one sentence): every step is real, which spares calls.
+        full = bool(real.all())
+        a_totals, b_totals = _recursions(a, b, probs, real, arrays, full)
 
         # The log-scale each step adds (0 past a sentence's end, where values are carried).
         # Scales are summed in float64: they reach thousands of nats, where float32 keeps
         # only about 1e-4 of a nat.
-        steps = real[:, 1:]  # (B, T-1)
         lift = arrays.shift + top[:, 1:, 0].astype(np.float64)  # (B, T-1)
-        grow_a = np.where(steps, lift + np.log(a_totals[:, 1:], dtype=np.float64), 0.0)
-        grow_b = np.where(steps, lift + np.log(b_totals[:, :-1], dtype=np.float64), 0.0)
+        grow_a = lift + np.log(a_totals[:, 1:], dtype=np.float64)
+        grow_b = lift + np.log(b_totals[:, :-1], dtype=np.float64)
+        if not full:
+            steps = real[:, 1:]  # (B, T-1)
+            grow_a, grow_b = np.where(steps, grow_a, 0.0), np.where(steps, grow_b, 0.0)
         first_scale = first_scale.astype(np.float64)
         scale_a = np.concatenate([first_scale, first_scale + grow_a.cumsum(axis=1)], axis=1)
         suffix = grow_b[:, ::-1].cumsum(axis=1)[:, ::-1]  # sum over steps t..T-2, for beta[t]
@@ -152,17 +156,25 @@ def _scaled_forward_backward(
 
 
 def _recursions(
-    a: np.ndarray, b: np.ndarray, probs: np.ndarray, real: np.ndarray, arrays: DecodeTables
+    a: np.ndarray,
+    b: np.ndarray,
+    probs: np.ndarray,
+    real: np.ndarray,
+    arrays: DecodeTables,
+    full: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fill a[:, 1:] and b[:, :-1] (a[:, 0] and b[:, -1] are set), carrying each sentence's
     last values past its end; return the steps' normalisers
-    (a_totals[:, t] for a[:, t], b_totals[:, t] for b[:, t]; 1 where unused)."""
+    (a_totals[:, t] for a[:, t], b_totals[:, t] for b[:, t]; 1 where unused). `full`: no
+    padding in `real`."""
     batch, seq_len, _ = a.shape
     a_totals = np.ones((batch, seq_len), a.dtype)
     b_totals = np.ones((batch, seq_len), a.dtype)
-    # No padding (always so for one sentence): every step is real, and a step is two calls
-    # fewer (np.where and its mask), a fifth of the recursions' time on one ATIS question.
-    full = bool(real.all())
+    # Without padding a step is two calls fewer (np.where and its mask), a fifth of the
+    # recursions' time on one ATIS question.
+    if full and batch == 1:  # what `parse` asks for: a third faster on (T, K) rows
+        _sentence_recursions(a[0], b[0], probs[0], a_totals[0], b_totals[0], arrays)
+        return a_totals, b_totals
     # np.add.reduce, not .sum(): the method's Python wrapper is a third of a step's cost.
     for t in range(1, seq_len):
         u = a[:, t - 1] @ arrays.exp_trans  # (B, K)
@@ -178,3 +190,27 @@ def _recursions(
         b[:, t] = v if full else np.where(real[:, t + 1, None], v, b[:, t + 1])
         b_totals[:, t] = total[:, 0]
     return a_totals, b_totals
+
+
+def _sentence_recursions(
+    a: np.ndarray,
+    b: np.ndarray,
+    probs: np.ndarray,
+    a_totals: np.ndarray,
+    b_totals: np.ndarray,
+    arrays: DecodeTables,
+) -> None:
+    """`_recursions` of one unpadded sentence, on (T, K) rows, written in place."""
+    dot, total = np.dot, np.add.reduce
+    exp_trans, exp_trans_t = arrays.exp_trans, arrays.exp_trans_t
+    for t in range(1, len(a)):
+        u = a[t]
+        dot(a[t - 1], exp_trans, out=u)
+        u *= probs[t]
+        a_totals[t] = norm = total(u)
+        u /= norm
+    for t in range(len(b) - 2, -1, -1):
+        v = b[t]
+        dot(b[t + 1] * probs[t + 1], exp_trans_t, out=v)
+        b_totals[t] = norm = total(v)
+        v /= norm

@@ -53,9 +53,10 @@ def as_array(values: Any) -> np.ndarray:
 
 def logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     """log(sum(exp(x))) along `axis`, kept as a size-1 dimension; -inf where all are -inf."""
-    top = x.max(axis=axis, keepdims=True)
-    safe = np.where(np.isfinite(top), top, 0.0)
-    return safe + np.log(np.exp(x - safe).sum(axis=axis, keepdims=True))
+    # Where a whole row is -inf, a finite stand-in for its max keeps exp(x - top) at 0, not NaN
+    # (only such rows have a -inf max).
+    top = np.maximum(x.max(axis=axis, keepdims=True), -1e30)
+    return top + np.log(np.add.reduce(np.exp(x - top), axis=axis, keepdims=True))
 
 
 def log_softmax(x: np.ndarray) -> np.ndarray:
