@@ -32,8 +32,8 @@ def export(
     ] = None,  # fmt: skip
     split: Annotated[str, typer.Option(help="The held-out split --data reads.")] = "valid",
 ) -> None:
-    """Export a trained model for `--backend onnx`: model.onnx, model.int8.onnx, runtime.json
-    and decode.safetensors, checked with onnx.checker."""
+    """Export a trained model for `--backend onnx`: embed.onnx, model.onnx, model.int8.onnx,
+    runtime.json and decode.safetensors, the graphs checked with onnx.checker."""
     if format not in FORMATS:
         raise fail(f"--format: expected one of {list(FORMATS)}, found {format!r}")
     with user_errors(), data_notes():

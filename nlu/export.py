@@ -1,14 +1,17 @@
-"""`nlu export`: the model as an ONNX graph, with what the torch-free runtime needs beside it.
+"""`nlu export`: the model as ONNX graphs, with what the torch-free runtime needs beside them.
 
-The graph reads token features: the batch's distinct words, `word_ids` (N,) and `char_ids`
-(N, L) (int64, characters right-padded with 0, as `nlu.features.featurize` gives them), which
-word stands at each position, `tokens` (B, T) int64, and `mask` (B, T) bool (see `_Graph`); it
-returns `tag_scores` (B, T, num_tags) and `intent_logits` (B, num_intents). Batch size,
-sentence length, word count and word length are free. `model.int8.onnx` is the same graph with
-int8 weights (`quantize_graph`). Beside them go `runtime.json` (the tag head's kind, the intent
-temperature, the graph's inputs) and `decode.safetensors` (the decode tables: start,
-transition and end scores with the BIO constraints in them). JSON and safetensors only, no
-pickle. Each file is written under a temporary name and renamed into place.
+Two graphs, as the torch backend runs the model (`nlu.inference.wordcache`):
+- `embed.onnx` embeds words: `word_ids` (N,) and `char_ids` (N, L) (int64, characters
+  right-padded with 0, as `nlu.features.featurize` gives them) -> `embedded` (N, E). The runtime
+  runs it once per new spelling and caches the rows.
+- `model.onnx` reads the embedded batch, `embedded` (B, T, E) float32 and `mask` (B, T) bool,
+  and returns `tag_scores` (B, T, num_tags) and `intent_logits` (B, num_intents).
+  `model.int8.onnx` is the same graph with int8 weights (`quantize_graph`).
+Batch size, sentence length, word count and word length are free. Beside them go
+`runtime.json` (the tag head's kind, the intent temperature, the graphs' inputs) and
+`decode.safetensors` (the decode tables: start, transition and end scores with the BIO
+constraints in them). JSON and safetensors only, no pickle. Each file is written under a
+temporary name and renamed into place.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from nlu import archive
 from nlu.features import MAX_WORD_CHARS
 from nlu.files import write_bytes_atomic, write_text_atomic
 from nlu.inference.onnx_engine import (
+    EMBED_FILE,
     INT8_FILE,
     ONNX_FILE,
     RUNTIME_FILE,
@@ -47,40 +51,66 @@ OPSET = 17
 # int8 becomes a model's default precision when none of its dev scores (slot F1, intent and
 # sentence accuracy, in points) is more than this below float32's.
 PRECISION_TOLERANCE = 0.1
-INPUTS = ("word_ids", "char_ids", "tokens", "mask")
+EMBED_INPUTS = ("word_ids", "char_ids")
+INPUTS = ("embedded", "mask")
 OUTPUTS = ("tag_scores", "intent_logits")
 
 
-class _Graph(nn.Module):
-    """The model from token ids to scores: what the exported graph computes.
-
-    A batch names each distinct word once: `word_ids` (N,) and `char_ids` (N, L) are the
-    words', and `tokens` (B, T) says which word stands at each position (padding: a word with
-    id 0 and no characters, whose embedding is zero). The graph embeds the N words, not the
-    B * T positions: in a batch of 256 ATIS questions, 7,680 positions hold about 600 words.
-    """
+class _Embed(nn.Module):
+    """Words to their embeddings, each word alone: what the runtime's word cache computes."""
 
     def __init__(self, model: JointModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(
-        self, word_ids: Tensor, char_ids: Tensor, tokens: Tensor, mask: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        words = self.model.embedding(word_ids.unsqueeze(0), char_ids.unsqueeze(0))[0]  # (N, E)
-        output = self.model.forward_embedded(words[tokens], mask)
+    def forward(self, word_ids: Tensor, char_ids: Tensor) -> Tensor:
+        return self.model.embedding(word_ids.unsqueeze(0), char_ids.unsqueeze(0))[0]  # (N, E)
+
+
+class _Encode(nn.Module):
+    """The embedded batch to tag scores and intent logits."""
+
+    def __init__(self, model: JointModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, embedded: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        output = self.model.forward_embedded(embedded, mask)
         return output.tag_scores, output.intent_logits
 
 
-def _example() -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Inputs to trace with: padding and an unknown word (id 1) of unknown characters (id 1).
-    Sentences of different lengths: the parts that skip the padding work when there is none
-    (`RNNEncoder`, max pooling) take their general path, which the graph then keeps for every
-    input."""
-    word_ids = torch.tensor([0, 1])
-    char_ids = torch.tensor([[0, 0, 0], [1, 1, 0]])
+def _examples(model: JointModel) -> tuple[tuple[Tensor, Tensor], tuple[Tensor, Tensor]]:
+    """Inputs to trace each graph with. Words: an unknown word (id 1) of unknown characters
+    (id 1) and one with no characters. Sentences of different lengths: the parts that skip the
+    padding work when there is none (`RNNEncoder`, max pooling) take their general path, which
+    the graph then keeps for every input."""
+    words = (torch.tensor([1, 1]), torch.tensor([[0, 0, 0], [1, 1, 0]]))
     mask = torch.arange(4)[None, :] < torch.tensor([4, 2])[:, None]  # (2, 4)
-    return word_ids, char_ids, mask.long(), mask
+    embedded = torch.randn(2, 4, model.embedding.output_dim) * mask[:, :, None]
+    return words, (embedded, mask)
+
+
+def _export(module: nn.Module, example: tuple, inputs: Sequence[str], outputs: Sequence[str],
+            dims: dict[str, list[str]]) -> bytes:  # fmt: skip
+    """`module` traced into an ONNX graph, checked with `onnx.checker`."""
+    import onnx
+
+    graph = io.BytesIO()
+    with warnings.catch_warnings(), torch.no_grad():
+        # The tracer's notes on Python branches: `_examples` decides them on purpose.
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            module,
+            example,
+            graph,
+            dynamo=False,
+            input_names=list(inputs),
+            output_names=list(outputs),
+            dynamic_axes={k: dict(enumerate(v)) for k, v in dims.items()},
+            opset_version=OPSET,
+        )
+    onnx.checker.check_model(onnx.load_from_string(graph.getvalue()), full_check=True)
+    return graph.getvalue()
 
 
 def export_onnx(model_dir: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
@@ -102,34 +132,26 @@ def write_onnx(model: JointModel, out: Path, dev: Sequence[Example] | None = Non
 
     model = copy.deepcopy(model).cpu().eval()
     decoder = model.tag_head.decoder()
-    dims = {"word_ids": ["words"], "char_ids": ["words", "chars"],
-            "tokens": ["batch", "length"], "mask": ["batch", "length"],
-            "tag_scores": ["batch", "length"], "intent_logits": ["batch"]}  # fmt: skip
-    graph = io.BytesIO()
-    with warnings.catch_warnings(), torch.no_grad():
-        # The tracer's notes on Python branches: `_example` decides them on purpose.
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            _Graph(model),
-            _example(),
-            graph,
-            dynamo=False,
-            input_names=list(INPUTS),
-            output_names=list(OUTPUTS),
-            dynamic_axes={k: dict(enumerate(v)) for k, v in dims.items()},
-            opset_version=OPSET,
-        )
-    onnx.checker.check_model(onnx.load_from_string(graph.getvalue()), full_check=True)
+    words, sentences = _examples(model)
+    embed = _export(_Embed(model), words, EMBED_INPUTS, ["embedded"],
+                    {"word_ids": ["words"], "char_ids": ["words", "chars"],
+                     "embedded": ["words"]})  # fmt: skip
+    graph = _export(_Encode(model), sentences, INPUTS, OUTPUTS,
+                    {"embedded": ["batch", "length"], "mask": ["batch", "length"],
+                     "tag_scores": ["batch", "length"], "intent_logits": ["batch"]})  # fmt: skip
     tables = {"start": decoder.tables.start, "trans": decoder.tables.trans,
               "end": decoder.tables.end}  # fmt: skip
-    int8 = quantize_graph(graph.getvalue())
+    int8 = quantize_graph(graph)
     runtime = {
         "runtime_version": RUNTIME_VERSION,
+        "embedding": EMBED_FILE,
+        "embedding_dim": model.embedding.output_dim,
         "graphs": {"float32": ONNX_FILE, "int8": INT8_FILE},
         "tag_head": decoder.kind,
         "constrained": decoder.constrained,
         "temperature": float(model.intent_head.temperature),
         "max_word_chars": MAX_WORD_CHARS,
+        "embedding_inputs": list(EMBED_INPUTS),
         "inputs": list(INPUTS),
         "outputs": list(OUTPUTS),
         "opset": OPSET,
@@ -137,9 +159,10 @@ def write_onnx(model: JointModel, out: Path, dev: Sequence[Example] | None = Non
     }
     out.mkdir(parents=True, exist_ok=True)
     write_bytes_atomic(out / TABLES_FILE, save(tables))
+    write_bytes_atomic(out / EMBED_FILE, embed)
     write_bytes_atomic(out / INT8_FILE, int8)
     write_text_atomic(out / RUNTIME_FILE, json.dumps(runtime, indent=2) + "\n")
-    written = write_bytes_atomic(out / ONNX_FILE, graph.getvalue())
+    written = write_bytes_atomic(out / ONNX_FILE, graph)
     if dev is not None:
         choose_precision(out, dev)
     return written

@@ -27,7 +27,7 @@ PACKAGE = ROOT / "nlu"
 PURE_FILES = {"schema", "config", "tokenizer", "vocab", "tags", "files", "eval/metrics"}
 PURE_FOLDERS = {"data"}
 RUNTIME_FILES = {"parser", "archive", "features", "inference/engine", "inference/onnx_engine",
-                 "inference/spans", "inference/batches"}  # fmt: skip
+                 "inference/spans", "inference/batches", "inference/wordcache"}  # fmt: skip
 RUNTIME_FOLDERS = {"decode"}
 HEAVY = ("torch", "numpy")
 LIGHTNING = ("lightning", "pytorch_lightning", "lightning_fabric", "nlu.training")

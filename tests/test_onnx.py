@@ -99,11 +99,12 @@ def test_export_writes_json_and_safetensors_beside_the_graph(parser, tmp_path):
     graph = export_onnx(parser.info.get("model_dir") or _saved(parser, tmp_path), out)
     assert graph == out / onnx_engine.ONNX_FILE
     names = {p.name for p in out.iterdir()}
-    assert names == {onnx_engine.ONNX_FILE, onnx_engine.INT8_FILE, onnx_engine.RUNTIME_FILE,
-                     onnx_engine.TABLES_FILE}  # fmt: skip
+    assert names == {onnx_engine.EMBED_FILE, onnx_engine.ONNX_FILE, onnx_engine.INT8_FILE,
+                     onnx_engine.RUNTIME_FILE, onnx_engine.TABLES_FILE}  # fmt: skip
     runtime = json.loads((out / onnx_engine.RUNTIME_FILE).read_text())
     assert runtime["tag_head"] == "crf"
     assert runtime["graphs"] == {"float32": "model.onnx", "int8": "model.int8.onnx"}
+    assert runtime["embedding"] == "embed.onnx" and runtime["inputs"] == ["embedded", "mask"]
 
 
 def _saved(parser, tmp_path):
@@ -245,7 +246,7 @@ def test_a_graph_of_another_runtime_version_is_refused_with_the_command_that_ren
     model_dir = _saved(parser, tmp_path)
     export_onnx(model_dir)
     path = model_dir / onnx_engine.RUNTIME_FILE
-    path.write_text(json.dumps({**json.loads(path.read_text()), "runtime_version": 1}))
-    with pytest.raises(ValueError, match=r"runtime version 1, this nlu reads 2; export the model"):
+    path.write_text(json.dumps({**json.loads(path.read_text()), "runtime_version": 2}))
+    with pytest.raises(ValueError, match=r"runtime version 2, this nlu reads 3; export the model"):
         Parser.load(model_dir, backend="onnx")
     assert Parser.load(model_dir).backend == "torch"  # auto: the graph is not usable

@@ -1,7 +1,8 @@
-"""The ONNX engine: the graph `nlu export` wrote, run by onnxruntime. Imports no torch.
+"""The ONNX engine: the graphs `nlu export` wrote, run by onnxruntime. Imports no torch.
 
-Words become ids as in training (`nlu.features.featurize`), cached by spelling: a chatbot sees
-the same few thousand words again and again.
+As in the torch engine, words are embedded once per spelling (`nlu.inference.wordcache`): the
+embedding graph runs on the words the cache has not seen, and the model graph on the embedded
+batch. Words become ids as in training (`nlu.features.featurize`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,16 +21,19 @@ from nlu.decode.decoder import TagDecoder
 from nlu.decode.tables import DecodeTables
 from nlu.features import featurize
 from nlu.inference.engine import Scores, limit_blas_threads
+from nlu.inference.wordcache import Embedder, WordCache
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
 
 # The files `nlu.export` writes into a model directory.
+EMBED_FILE = "embed.onnx"
 ONNX_FILE = "model.onnx"
 INT8_FILE = "model.int8.onnx"
 RUNTIME_FILE = "runtime.json"
 TABLES_FILE = "decode.safetensors"
-RUNTIME_VERSION = 2  # 1: the graph read word and character ids per position
-MAX_CACHED_WORDS = 200_000
+# 1: one graph read word and character ids per position; 2: one graph read the batch's
+# distinct words; 3: an embedding graph and a model graph
+RUNTIME_VERSION = 3
 
 
 def available(path: str | os.PathLike, precision: str | None) -> bool:
@@ -75,9 +78,11 @@ def load(
         options.intra_op_num_threads = num_threads
         limit_blas_threads(num_threads)
     options.inter_op_num_threads = 1
-    session = onnxruntime.InferenceSession(
-        str(meta.model_dir / graphs[precision]), options, providers=["CPUExecutionProvider"]
-    )
+
+    def session(name: str) -> Any:
+        path = str(meta.model_dir / name)
+        return onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
     tables = load_file(str(meta.model_dir / TABLES_FILE))
     decoder = TagDecoder(
         runtime["tag_head"],
@@ -85,9 +90,29 @@ def load(
         runtime["constrained"],
     )
     tokenizer = Tokenizer(meta.config.data.lowercase, meta.config.data.normalize_digits)
-    engine = OnnxEngine(session, meta.vocabs, tokenizer, decoder, runtime["temperature"], precision)
+    words = WordCache(
+        embedder(session(runtime["embedding"]), meta.vocabs, tokenizer),
+        runtime["embedding_dim"],
+        tokenizer,
+    )
+    engine = OnnxEngine(
+        session(graphs[precision]), words, decoder, runtime["temperature"], precision
+    )
     engine.precision_chosen_by = chosen_by
     return engine, meta.config, meta.vocabs, meta.info
+
+
+def embedder(session: Any, vocabs: Vocabs, tokenizer: Tokenizer) -> Embedder:
+    """What embeds words for a `WordCache`: the exported embedding graph."""
+
+    def compute(words: list[str]) -> np.ndarray:
+        features = featurize(words, vocabs, tokenizer)
+        width = max(1, max(len(c) for c in features.char_ids))
+        chars = np.array([c + [0] * (width - len(c)) for c in features.char_ids], np.int64)
+        feeds = {"word_ids": np.array(features.word_ids, np.int64), "char_ids": chars}
+        return session.run(None, feeds)[0]
+
+    return compute
 
 
 def _read_runtime(model_dir: Path) -> dict[str, Any]:
@@ -105,71 +130,36 @@ def _read_runtime(model_dir: Path) -> dict[str, Any]:
             f"{path}: runtime version {runtime.get('runtime_version')}, this nlu reads "
             f"{RUNTIME_VERSION}; export the model again with `nlu export {model_dir}`"
         )
-    missing = [k for k in ("graphs", "tag_head", "constrained", "temperature") if k not in runtime]
+    needed = ("graphs", "embedding", "embedding_dim", "tag_head", "constrained", "temperature")
+    missing = [k for k in needed if k not in runtime]
     if missing:
         raise ValueError(f"{path}: missing {missing}")
     return runtime
 
 
 class OnnxEngine:
-    """An onnxruntime session of the exported graph, with the decoder and temperature that
-    were exported beside it."""
+    """An onnxruntime session of the exported model graph, with the word cache that feeds it
+    and the decoder and temperature that were exported beside it."""
 
     backend = "onnx"
 
     def __init__(
         self,
         session: Any,
-        vocabs: Vocabs,
-        tokenizer: Tokenizer,
+        words: WordCache,
         decoder: TagDecoder,
         temperature: float,
         precision: str = "float32",
     ) -> None:
         self.session = session
-        self.vocabs = vocabs
-        self.tokenizer = tokenizer
+        self.words = words
         self.decoder = decoder
         self.temperature = float(temperature)
         self.precision = precision
         self.precision_chosen_by = "asked"  # or why the export chose it (`load`)
         self.quantized = precision == "int8"
-        self._ids: dict[str, tuple[int, list[int]]] = {}  # spelling -> word id, char ids
-        self._lock = threading.Lock()
 
     def scores(self, sentences: Sequence[Sequence[str]]) -> Scores:
-        # The batch's distinct words once each (see `nlu.export`); index 0 is padding (an
-        # empty word is not: it reads as an unknown word, as in the torch backend).
-        index: dict[str, int] = {}
-        features: list[tuple[int, list[int]]] = [(0, [])]
-        rows = []
-        for words in sentences:
-            row = []
-            for word in words:
-                at = index.get(word)
-                if at is None:
-                    at = index[word] = len(features)
-                    features.append(self._word(word))
-                row.append(at)
-            rows.append(row)
-        lengths = [len(row) for row in rows]
-        width = max(1, max(lengths))
-        tokens = np.array([row + [0] * (width - len(row)) for row in rows], np.int64)
-        chars = max(1, max(len(c) for _, c in features))
-        char_ids = np.array([c + [0] * (chars - len(c)) for _, c in features], np.int64)
-        word_ids = np.array([w for w, _ in features], np.int64)
-        mask = np.arange(width)[None, :] < np.array(lengths)[:, None]
-        feeds = {"word_ids": word_ids, "char_ids": char_ids, "tokens": tokens, "mask": mask}
-        tag_scores, intent_logits = self.session.run(None, feeds)
+        embedded, mask = self.words.embed(sentences)
+        tag_scores, intent_logits = self.session.run(None, {"embedded": embedded, "mask": mask})
         return Scores(tag_scores, intent_logits, mask)
-
-    def _word(self, word: str) -> tuple[int, list[int]]:
-        """The word id and character ids of a word as the tokenizer gave it."""
-        found = self._ids.get(word)
-        if found is None:
-            features = featurize([word], self.vocabs, self.tokenizer)
-            found = (features.word_ids[0], features.char_ids[0])
-            if len(self._ids) < MAX_CACHED_WORDS:
-                with self._lock:
-                    self._ids[word] = found
-        return found

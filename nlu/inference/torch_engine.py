@@ -5,14 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from nlu import archive
 from nlu.decode.tables import as_array
+from nlu.features import collate, featurize
 from nlu.inference.engine import Precision, Scores, check_precision
 from nlu.inference.precision import quantize_int8
-from nlu.inference.wordcache import WordCache
+from nlu.inference.wordcache import Embedder, WordCache
 from nlu.model import JointModel, build_model
+from nlu.modules.embedding import TokenEmbedding
 from nlu.tokenizer import Tokenizer
 from nlu.vocab import Vocabs
 
@@ -35,6 +38,17 @@ def load_model(path: str | os.PathLike) -> tuple[JointModel, archive.Archive]:
     return model, loaded
 
 
+def embedder(embedding: TokenEmbedding, vocabs: Vocabs, tokenizer: Tokenizer) -> Embedder:
+    """What embeds words for a `WordCache`: the model's embedding module, on one padded row."""
+
+    def compute(words: list[str]) -> np.ndarray:
+        batch = collate([featurize(words, vocabs, tokenizer)])
+        with torch.inference_mode():
+            return embedding(batch.word_ids, batch.char_ids)[0].float().numpy()
+
+    return compute
+
+
 class TorchEngine:
     """A `JointModel` frozen for inference at a precision (see `Parser.load`)."""
 
@@ -54,14 +68,17 @@ class TorchEngine:
         self.model = model.freeze(batch_dtype)
         self.precision = precision
         self.precision_chosen_by = "asked"  # or the default (`Parser.load`)
-        self.words = WordCache(self.model.embedding, vocabs, tokenizer)
+        embedding = self.model.embedding
+        self.words = WordCache(
+            embedder(embedding, vocabs, tokenizer), embedding.output_dim, tokenizer
+        )
         self.decoder = self.model.tag_head.decoder()
 
     @torch.inference_mode()
     def scores(self, sentences: Sequence[Sequence[str]]) -> Scores:
         embedded, mask = self.words.embed(sentences)
-        output = self.model.forward_embedded(embedded, mask)
-        return Scores(as_array(output.tag_scores), as_array(output.intent_logits), mask.numpy())
+        output = self.model.forward_embedded(torch.from_numpy(embedded), torch.from_numpy(mask))
+        return Scores(as_array(output.tag_scores), as_array(output.intent_logits), mask)
 
     @property
     def temperature(self) -> float:

@@ -5,7 +5,8 @@ normalized spelling once the model is frozen: no dropout, no context. Recomputin
 call cost about a quarter of a single-utterance parse and a third of batch tagging (the character
 CNN and the per-character id lookups), while a chatbot sees the same few thousand words again and
 again. `WordCache.embed` gathers cached rows into the (B, T, E) input of the encoder and computes
-only the words it has not seen.
+only the words it has not seen, with whatever embeds them: the torch module (`TorchEngine`) or
+the exported embedding graph (`OnnxEngine`). NumPy only.
 
 Inference only: after training steps the cached rows would be stale.
 """
@@ -13,18 +14,17 @@ Inference only: after training steps the cached rows would be stale.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-import torch
-from torch import Tensor
+import numpy as np
 
-from nlu.features import collate, featurize, length_mask
-from nlu.modules.embedding import TokenEmbedding
 from nlu.tokenizer import Tokenizer
-from nlu.vocab import Vocabs
 
 DEFAULT_BUDGET_BYTES = 64 * 2**20  # the cache stops growing at this size; later words are
 # still embedded, on every call, like before
+
+# Normalized words (N,) -> their embeddings (N, E), float32.
+Embedder = Callable[[list[str]], np.ndarray]
 
 
 class WordCache:
@@ -38,20 +38,15 @@ class WordCache:
 
     def __init__(
         self,
-        embedding: TokenEmbedding,
-        vocabs: Vocabs,
+        compute: Embedder,
+        dim: int,
         tokenizer: Tokenizer,
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
-        self.embedding = embedding
-        self.vocabs = vocabs
+        self.compute = compute
         self.tokenizer = tokenizer
-        dim = embedding.output_dim
-        weight = next(embedding.parameters(), None)
-        self.dtype = weight.dtype if weight is not None else torch.float32
-        self.max_words = max(1, budget_bytes // (dim * torch.finfo(self.dtype).bits // 8) - 1)
-        with torch.inference_mode():
-            self._table = torch.zeros(64, dim, dtype=self.dtype)  # (capacity, E); row 0 = padding
+        self.max_words = max(1, budget_bytes // (dim * 4) - 1)
+        self._table = np.zeros((64, dim), np.float32)  # (capacity, E); row 0 = padding
         self._size = 1
         self._rows: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -60,69 +55,62 @@ class WordCache:
         """How many words are cached."""
         return len(self._rows)
 
-    def embed(self, sentences: Sequence[Sequence[str]]) -> tuple[Tensor, Tensor]:
-        """Embedded sentences (B, T, E) and their mask (B, T) bool, right-padded with zeros.
+    def embed(self, sentences: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """Embedded sentences (B, T, E) float32 and their mask (B, T) bool, right-padded with
+        zeros.
 
         `sentences` hold words as the tokenizer gave them (normalized here); an empty sentence
         has no real position and an all-zero row.
         """
-        if not torch.is_inference_mode_enabled():
-            # The Parser calls this in inference mode already; entering it again costs ~10 us.
-            with torch.inference_mode():
-                return self.embed(sentences)
         normalized = [self.tokenizer.normalize_all(words) for words in sentences]
         rows = self._rows
         distinct = dict.fromkeys(w for words in normalized for w in words)
         unseen = [w for w in distinct if w not in rows]
-        extra: dict[str, Tensor] = {}
+        extra: dict[str, np.ndarray] = {}
         if unseen:
             extra = self._add(unseen)
             rows = self._rows
         lengths = [len(words) for words in normalized]
-        width = max(1, max(lengths))
-        mask = length_mask(lengths, width)  # (B, T)
+        width = max(1, max(lengths, default=1))
         # Words that did not fit in a full cache take row 0 here and are written in below.
         flat = [w for words in normalized for w in words]  # the real positions, row by row
-        found = torch.tensor([rows.get(w, 0) for w in flat], dtype=torch.long)
-        if bool(mask.all()):
-            index = found.view(mask.shape)
+        found = np.array([rows.get(w, 0) for w in flat], np.intp)
+        if min(lengths, default=0) == width:  # no padding: one sentence, or equal lengths
+            mask = np.ones((len(lengths), width), bool)
+            index = found.reshape(mask.shape)
         else:
-            index = torch.zeros(mask.shape, dtype=torch.long)
+            mask = np.arange(width)[None, :] < np.array(lengths)[:, None]
+            index = np.zeros(mask.shape, np.intp)
             index[mask] = found
         table = self._table  # read after the indices: see the class docstring
-        embedded = table[index]  # (B, T, E)
+        embedded = table[index]  # (B, T, E), a new array
         if extra:
-            real = embedded[mask]  # (N, E): the real positions in the order of `flat`
+            positions = np.flatnonzero(mask)  # of `flat`'s words in (B * T)
+            rows_out = embedded.reshape(-1, embedded.shape[-1])
             for n, w in enumerate(flat):
                 if w in extra:
-                    real[n] = extra[w]
-            embedded[mask] = real
+                    rows_out[positions[n]] = extra[w]
         return embedded, mask
 
-    def _add(self, words: list[str]) -> dict[str, Tensor]:
+    def _add(self, words: list[str]) -> dict[str, np.ndarray]:
         """Embed `words` and cache as many as the budget allows; the others are returned."""
         with self._lock:
             words = [w for w in words if w not in self._rows]  # another thread may have added some
             if not words:
                 return {}
-            vectors = self._compute(words)  # (N, E)
+            vectors = np.asarray(self.compute(words), np.float32)  # (N, E)
             room = max(0, self.max_words - len(self._rows))
             kept = words[:room]
             if kept:
                 self._store(kept, vectors[: len(kept)])
             return {w: vectors[len(kept) + i] for i, w in enumerate(words[len(kept) :])}
 
-    def _compute(self, words: list[str]) -> Tensor:
-        """The embedding of each word, as the model computes it: words (N,) -> (N, E)."""
-        batch = collate([featurize(words, self.vocabs, self.tokenizer)])
-        return self.embedding(batch.word_ids, batch.char_ids)[0]
-
-    def _store(self, words: list[str], vectors: Tensor) -> None:
+    def _store(self, words: list[str], vectors: np.ndarray) -> None:
         """Write rows and publish them; the caller holds the lock."""
         start, end = self._size, self._size + len(words)
         table = self._table
         if end > table.shape[0]:
-            grown = torch.zeros(max(end, 2 * table.shape[0]), table.shape[1], dtype=self.dtype)
+            grown = np.zeros((max(end, 2 * table.shape[0]), table.shape[1]), np.float32)
             grown[:start] = table[:start]
             table = grown
         table[start:end] = vectors
