@@ -11,8 +11,8 @@ Measures, in one process and one run:
   largest confidence difference where they are the same);
 - the scores of each backend and precision on the split;
 - speed, alternated over `--rounds` rounds so that the machine's drift hits every row alike:
-  `parse` p50 / p99 one utterance at a time (one thread), and `parse_batch` throughput at batch
-  256 with two batch workers of one thread each (the median of `--passes` passes a round).
+  `parse` p50 / p99 one utterance at a time (one thread), and `parse_batch` throughput at
+  `--batch-size` (the Parser's default) with two batch workers of one thread each (the median of `--passes` passes a round).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from _timing import parse_times_ms, percentile
 
 from nlu.data.seqio import read_seqio, resolve_split
 from nlu.eval.evaluate import evaluate
-from nlu.parser import Parser
+from nlu.parser import BATCH_SIZE, Parser
 
 ROWS = [("torch", "float32"), ("torch", "int8"), ("onnx", "float32"), ("onnx", "int8")]
 
@@ -49,7 +49,9 @@ def compare(reference: list, other: list) -> dict[str, float]:
     }
 
 
-def speed(model: Path, texts: list[str], rounds: int, passes: int) -> dict[str, dict[str, float]]:
+def speed(
+    model: Path, texts: list[str], rounds: int, passes: int, batch_size: int
+) -> dict[str, dict[str, float]]:
     single = {row: Parser.load(model, num_threads=1, backend=row[0], precision=row[1])
               for row in ROWS}  # fmt: skip
     batched = {row: Parser.load(model, num_threads=1, backend=row[0], precision=row[1],
@@ -63,7 +65,7 @@ def speed(model: Path, texts: list[str], rounds: int, passes: int) -> dict[str, 
             times[row] += parse_times_ms(single[row], texts, warmup=50)
             for _ in range(passes):  # one pass is a fifth of a second: too short alone
                 started = time.perf_counter()
-                batched[row].parse_batch(texts, batch_size=256)
+                batched[row].parse_batch(texts, batch_size=batch_size)
                 rates[row].append(len(texts) / (time.perf_counter() - started))
     result = {}
     for row in ROWS:
@@ -82,6 +84,7 @@ def main() -> None:
     parser.add_argument("--split", default="test")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--passes", type=int, default=5, help="parse_batch passes a row a round")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help="parse_batch's")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     examples = read_seqio(resolve_split(args.data, args.split))
@@ -113,7 +116,8 @@ def main() -> None:
             "sentence_accuracy": round(report.sentence_accuracy, 2),
         }
     if args.rounds:
-        result["speed"] = speed(args.model, texts, args.rounds, args.passes)
+        result["batch_size"] = args.batch_size
+        result["speed"] = speed(args.model, texts, args.rounds, args.passes, args.batch_size)
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:

@@ -27,6 +27,10 @@ from nlu.vocab import Vocabs
 _ALNUM = re.compile(r"[^\W_]")  # one character that str.isalnum() accepts
 # Past a few batch threads, the Python parts of parsing (holding the GIL) are what waits.
 MAX_BATCH_WORKERS = 4
+# Utterances per batch (sorted by length first). Against 256, batches of 64 pad less and
+# spread better over the batch workers: ATIS test with the ONNX int8 graph and two workers
+# parsed at 12,600 utterances/s against 9,300 (torch float32 alike at 7,200), 32 gave 12,000.
+BATCH_SIZE = 64
 
 
 def cores() -> int:
@@ -186,7 +190,7 @@ class Parser:
         return self.engine.quantized
 
     def predict(
-        self, sentences: Sequence[Sequence[str]], batch_size: int = 256, n_best: int = 0
+        self, sentences: Sequence[Sequence[str]], batch_size: int = BATCH_SIZE, n_best: int = 0
     ) -> list[Prediction]:
         """Tags, slot spans and intent probabilities of pre-tokenized sentences.
 
@@ -195,7 +199,7 @@ class Parser:
         return self.batches.run(sentences, batch_size, lambda c: self._predict_batch(c, n_best))
 
     def intent_logits(
-        self, sentences: Sequence[Sequence[str]], batch_size: int = 256
+        self, sentences: Sequence[Sequence[str]], batch_size: int = BATCH_SIZE
     ) -> np.ndarray:
         """Raw intent logits (N, num_intents) of pre-tokenized sentences, in input order (what
         `nlu.eval.calibration` fits the temperature on)."""
@@ -258,7 +262,7 @@ class Parser:
         return self.parse_batch([text], n_best=n_best)[0]
 
     def parse_batch(
-        self, texts: Sequence[str], batch_size: int = 256, n_best: int = 0
+        self, texts: Sequence[str], batch_size: int = BATCH_SIZE, n_best: int = 0
     ) -> list[Parse]:
         """`parse` of several utterances, batched. Results equal one-at-a-time parsing up to
         float rounding in the confidences (matrix products of other sizes round differently).

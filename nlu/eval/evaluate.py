@@ -6,7 +6,7 @@ from collections.abc import Sequence, Set
 from dataclasses import dataclass
 
 from nlu.eval.metrics import Report, score
-from nlu.parser import Parser
+from nlu.parser import BATCH_SIZE, Parser
 from nlu.schema import Example
 
 
@@ -18,7 +18,9 @@ class Predictions:
     intents: list[str]
 
 
-def predict(parser: Parser, examples: Sequence[Example], batch_size: int = 256) -> Predictions:
+def predict(
+    parser: Parser, examples: Sequence[Example], batch_size: int = BATCH_SIZE
+) -> Predictions:
     """Tag and classify the tokens of `examples` (their gold labels are not looked at)."""
     predictions = parser.predict([e.tokens for e in examples], batch_size=batch_size)
     intents = parser.vocabs.intents.itos
@@ -34,7 +36,7 @@ def predict(parser: Parser, examples: Sequence[Example], batch_size: int = 256) 
 def evaluate(
     parser: Parser,
     examples: Sequence[Example],
-    batch_size: int = 256,
+    batch_size: int = BATCH_SIZE,
     known: Set[str] | None = None,
 ) -> Report:
     """Slot, intent and sentence scores of `parser` on `examples`; with the training words
