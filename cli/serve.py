@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,6 +19,8 @@ from cli._output import (
 )
 
 TOKEN_ENV = "NLU_SERVER_TOKEN"
+DEFAULT_MAX_QUEUE = 16  # nlu.server.scheduler's; here so that --help imports no server
+DEFAULT_GRACE_S = 20.0  # nlu.server.worker's
 
 
 def serve(
@@ -62,49 +65,75 @@ def serve(
             help="Server processes, each with its own copy of the model and its own "
             "SO_REUSEPORT socket on the port (the kernel spreads connections between them). "
             "Two use both cores of a 2-core machine; one process is held to about one core by "
-            "Python's GIL. Default: one per core, at most 4."
+            "Python's GIL. A worker that dies is started again. Default: one per core, at "
+            "most 4."
         ),
     ] = None,
+    max_queue: Annotated[
+        int,
+        typer.Option(
+            help="Texts that may wait in each worker; requests beyond get 503 with "
+            "Retry-After at once."
+        ),
+    ] = DEFAULT_MAX_QUEUE,
+    grace_period: Annotated[
+        float,
+        typer.Option(help="On SIGTERM, seconds that requests in flight may take to finish."),
+    ] = DEFAULT_GRACE_S,
+    model_root: Annotated[
+        Path | None,
+        typer.Option(
+            help="PUT /model loads model directories under this one only (default: the "
+            "directory that holds --model). PUT /model also needs --token."
+        ),
+    ] = None,
+    access_log: Annotated[
+        str, typer.Option(help="Access log on stderr: off, text, or json (JSON lines).")
+    ] = "off",
 ) -> None:
-    """Serve a model over HTTP: POST /model/parse, POST /parse/batch, GET /health, GET /model."""
+    """Serve a model over HTTP: POST /model/parse and /parse/batch, GET and PUT /model,
+    GET /health, /ready and /metrics. SIGTERM drains; SIGHUP reloads the model."""
+    import logging
+
     import uvicorn
 
-    from nlu.parser import MAX_BATCH_WORKERS, Parser, cores
-    from nlu.server import REUSE_PORT, ServerSettings, WorkerSpec, create_app, serve_workers
+    from nlu.parser import MAX_BATCH_WORKERS, cores
+    from nlu.server import REUSE_PORT, ModelOptions, ServerSettings, WorkerSpec, create_app
+    from nlu.server.app import ACCESS_LOGS
 
     if workers is None:
         workers = min(cores(), MAX_BATCH_WORKERS)
     if workers < 1:
         raise fail(f"--workers: expected at least 1, got {workers}")
+    if max_queue < 1:
+        raise fail(f"--max-queue: expected at least 1, got {max_queue}")
+    if access_log not in ACCESS_LOGS:
+        raise fail(f"--access-log: expected one of {list(ACCESS_LOGS)}, got {access_log!r}")
+    model_dir = default_model(model)
     settings = ServerSettings(
         max_text_length=max_text_length,
         max_batch_texts=max_batch,
         token=token,
         micro_batch=micro_batch,
         micro_batch_wait_ms=micro_batch_wait_ms,
+        max_queue=max_queue,
+        model_root=str(model_root if model_root is not None else Path(model_dir).parent),
+        access_log=access_log,
     )
-    model_dir = default_model(model)
-    precision = chosen_precision(precision, quantize)
+    options = ModelOptions(threads or None, chosen_precision(precision, quantize), backend)
     with user_errors():
         # Loaded here even with several workers: a bad model fails in one line, before serving.
-        parser = Parser.load(
-            model_dir, num_threads=threads or None, precision=precision, backend=backend
-        )
+        parser = options.load(model_dir)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     typer.echo(f"serving {parser.config.name} on http://{host}:{port} (docs at /docs)", err=True)
-    if workers == 1:
-        uvicorn.run(create_app(parser, settings), host=host, port=port, log_level="warning")
+    if not REUSE_PORT:  # Windows: one process, unsupervised
+        uvicorn.run(create_app(parser, settings, options), host=host, port=port,
+                    log_level="warning")  # fmt: skip
         return
-    spec = WorkerSpec(str(model_dir), threads, precision, settings, parser.backend)
     del parser  # each worker loads its own copy; the parent only supervises them
-    if REUSE_PORT:
-        serve_workers(spec, host, port, workers)
-        return
-    spec.export()  # the worker processes read it back in `nlu.server.worker_app`
-    uvicorn.run(  # one socket shared by the workers: connections may split unevenly
-        "nlu.server:worker_app",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="warning",
-    )
+    from nlu.server.supervisor import Supervisor
+
+    spec = WorkerSpec(str(model_dir), options, settings, grace_period)
+    status = Supervisor(spec, host, port, workers).run()
+    if status:
+        raise typer.Exit(code=status)

@@ -1,5 +1,6 @@
 import gc
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -299,41 +300,56 @@ def test_serve_with_a_missing_model_is_one_line():
     assert result.exit_code == 1 and "no such model" in result.output
 
 
-def test_serve_with_workers_hands_the_model_to_each_worker_process(trained, monkeypatch):
-    """Several workers: each process builds its app from the spec the CLI exports (through
-    `nlu.server.serve_workers`, or uvicorn's own workers where SO_REUSEPORT is missing).
-    Checked by building that app here, as a worker would."""
-    import uvicorn
+def test_serve_hands_its_options_to_the_supervised_workers(trained, monkeypatch):
+    """`nlu serve` checks the model, then hands a spec to its supervisor; a worker builds its
+    app from that spec (checked by building it here, as a worker would)."""
     from fastapi.testclient import TestClient
 
-    import nlu.server
-    from nlu.server import WorkerSpec, worker_app
+    import nlu.server.supervisor
+    from nlu.server import create_app
 
-    calls = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
-    monkeypatch.setattr(
-        nlu.server, "serve_workers", lambda spec, host, port, n: (spec.export(), calls.append(n))
-    )
-    monkeypatch.delenv(WorkerSpec.ENV, raising=False)
-    args = ["--model", str(trained.model_dir), "--workers", "2", "--quantize", "--micro-batch"]
+    specs = []
+
+    class Supervisor:
+        def __init__(self, spec, host, port, workers):
+            specs.append((spec, workers))
+
+        def run(self):
+            return 0
+
+    monkeypatch.setattr(nlu.server.supervisor, "Supervisor", Supervisor)
+    args = ["--model", str(trained.model_dir), "--workers", "2", "--quantize", "--micro-batch",
+            "--max-queue", "8", "--grace-period", "5", "--access-log", "json"]  # fmt: skip
     result = invoke("serve", *args)
     assert result.exit_code == 0, result.output
-    if nlu.server.REUSE_PORT:
-        assert calls == [2]
-    else:
-        ((app, options),) = calls
-        assert app == "nlu.server:worker_app" and options["factory"] and options["workers"] == 2
-    spec = WorkerSpec.from_env()  # the CLI set it; monkeypatch removes it after the test
-    assert spec.precision == "int8" and spec.settings.micro_batch and spec.threads == 1
-    with TestClient(worker_app()) as client:
+    ((spec, workers),) = specs
+    assert workers == 2 and spec.grace_s == 5 and spec.options.precision == "int8"
+    assert spec.settings.micro_batch and spec.settings.max_queue == 8
+    assert spec.settings.model_root == str(Path(trained.model_dir).parent)
+    assert spec.settings.access_log == "json" and spec.options.threads == 1
+    app = create_app(spec.options.load(spec.model), spec.settings, spec.options)
+    with TestClient(app) as client:
         body = client.post("/model/parse", json={"text": "fly to London"}).json()
         assert body["entities"][0]["value"] == "London"
         assert client.get("/model").json()["quantized"] is True
 
 
-def test_serve_refuses_zero_workers(trained):
-    result = invoke("serve", "--model", str(trained.model_dir), "--workers", "0")
+def test_serve_cli_defaults_match_the_servers():
+    from cli import serve
+    from nlu.server import scheduler, worker
+
+    assert serve.DEFAULT_MAX_QUEUE == scheduler.DEFAULT_MAX_QUEUE
+    assert serve.DEFAULT_GRACE_S == worker.DEFAULT_GRACE_S
+
+
+def test_serve_refuses_zero_workers_and_bad_options(trained):
+    model = ["--model", str(trained.model_dir)]
+    result = invoke("serve", *model, "--workers", "0")
     assert result.exit_code == 1 and "--workers" in result.output
+    result = invoke("serve", *model, "--max-queue", "0")
+    assert result.exit_code == 1 and "--max-queue: expected at least 1" in result.output
+    result = invoke("serve", *model, "--access-log", "xml")
+    assert result.exit_code == 1 and "--access-log: expected one of" in result.output
 
 
 def test_train_seeds_writes_an_aggregate_that_compare_reads(tmp_path):

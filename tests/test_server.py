@@ -1,18 +1,12 @@
 """The HTTP server through FastAPI's test client: parses, limits, auth and every bad input."""
 
-import signal
-import socket
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from nlu.config import FORMAT_VERSION
-from nlu.server import REUSE_PORT, ServerSettings, create_app, listening_socket
+from nlu.server import ServerSettings, create_app, listening_socket
 from tests.conftest import assert_same_parses
 
 
@@ -50,7 +44,9 @@ def test_batch_matches_single(client):
 
 
 def test_health_model_and_docs(client):
-    assert client.get("/health").json() == {"status": "ok"}
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["queue"]["limit"] >= 1
+    assert client.get("/ready").json() == {"ready": True, "status": "ready"}
     model = client.get("/model").json()
     assert model["name"] == "tiny" and model["format_version"] == FORMAT_VERSION
     assert "flight" in model["intents"] and "toloc.city_name" in model["slot_types"]
@@ -122,38 +118,231 @@ def test_concurrent_requests_under_micro_batching(parser):
     assert [r.json()["intent"]["name"] for r in responses] == expected
 
 
+def run_scheduler(parser, scenario, **options):
+    """Run `scenario(scheduler, release)` in an event loop, with the inference thread blocked
+    until `release` is set; returns what it returns and the batches parsed, in order."""
+    import asyncio
+    import threading
+
+    from nlu.server.scheduler import Scheduler, parse_to_json
+
+    batches, release = [], threading.Event()
+
+    def parse_texts(model, texts):
+        batches.append((model, list(texts)))
+        release.wait()  # the model is busy until released
+        return parse_to_json(model, texts)
+
+    async def main():
+        scheduler = Scheduler(parser, parse_texts=parse_texts, **options)
+        scheduler.start()
+        try:
+            return await scenario(scheduler, release)
+        finally:
+            release.set()
+            await scheduler.stop()
+
+    return asyncio.run(main()), batches
+
+
+def texts_of(bodies):
+    import json
+
+    return [json.loads(b)["text"] for b in bodies]
+
+
 def test_micro_batches_are_what_queued_while_the_last_batch_ran(parser):
     """With no gathering time, a request to an idle model runs alone; the requests that arrive
     meanwhile form the next batch, up to the size limit."""
     import asyncio
-    import json
-    import threading
 
-    from nlu.server import MicroBatcher
-
-    batches, release = [], threading.Event()
-
-    async def scenario():
-        loop = asyncio.get_running_loop()
-
-        async def run(function, *args):
-            batches.append(list(args[1]))
-            await loop.run_in_executor(None, release.wait)  # the model is busy until released
-            return function(*args)
-
-        batcher = MicroBatcher(parser, max_size=3, wait_ms=0, run=run)
-        batcher.start()
-        first = asyncio.ensure_future(batcher.parse("a"))
+    async def scenario(scheduler, release):
+        first = asyncio.ensure_future(scheduler.parse(["a"]))
         await asyncio.sleep(0.05)  # "a" is running alone
-        rest = [asyncio.ensure_future(batcher.parse(t)) for t in "bcde"]
+        rest = [asyncio.ensure_future(scheduler.parse([t])) for t in "bcde"]
         await asyncio.sleep(0.05)
         release.set()
-        bodies = await asyncio.gather(first, *rest)
-        await batcher.stop()
-        return [json.loads(b)["text"] for b in bodies]
+        return [texts_of(b)[0] for b in await asyncio.gather(first, *rest)]
 
-    assert asyncio.run(scenario()) == list("abcde")
-    assert batches == [["a"], ["b", "c", "d"], ["e"]]
+    result, batches = run_scheduler(parser, scenario, max_batch=3, max_queue=10)
+    assert result == list("abcde")
+    assert [texts for _, texts in batches] == [["a"], ["b", "c", "d"], ["e"]]
+
+
+def test_a_full_queue_refuses_at_once_and_a_large_request_runs_alone(parser):
+    import asyncio
+
+    from nlu.server.scheduler import Overloaded
+
+    async def scenario(scheduler, release):
+        running = asyncio.ensure_future(scheduler.parse(["a"]))
+        await asyncio.sleep(0.05)  # "a" runs: the queue is empty
+        waiting = [asyncio.ensure_future(scheduler.parse([t])) for t in "bc"]
+        await asyncio.sleep(0)
+        assert scheduler.waiting == 2
+        with pytest.raises(Overloaded, match="2 texts wait; the queue holds 2"):
+            await scheduler.parse(["d"])
+        release.set()
+        done = await asyncio.gather(running, *waiting)
+        # Nothing waits: a request larger than the whole queue is taken, and runs alone.
+        large = await scheduler.parse(list("vwxyz"))
+        return [texts_of(b) for b in done] + [texts_of(large)], scheduler.shed
+
+    (result, shed), batches = run_scheduler(parser, scenario, max_batch=2, max_queue=2)
+    assert result == [["a"], ["b"], ["c"], list("vwxyz")] and shed == 1
+    assert [texts for _, texts in batches] == [["a"], ["b", "c"], list("vwxyz")]
+
+
+def test_without_micro_batching_each_request_is_a_batch(parser):
+    import asyncio
+
+    async def scenario(scheduler, release):
+        first = asyncio.ensure_future(scheduler.parse(["a"]))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(scheduler.parse(t)) for t in (["b", "c"], ["d"])]
+        await asyncio.sleep(0.05)
+        release.set()
+        return await asyncio.gather(first, *rest)
+
+    _, batches = run_scheduler(parser, scenario, micro_batch=False, max_queue=10)
+    assert [texts for _, texts in batches] == [["a"], ["b", "c"], ["d"]]
+
+
+def test_a_swap_takes_effect_between_batches(parser, trained):
+    """The batch running when another model comes in finishes with the old one; the next
+    batch is the new one's, whole."""
+    import asyncio
+
+    from nlu.parser import Parser
+
+    other = Parser.load(trained.model_dir, backend="torch")
+
+    async def scenario(scheduler, release):
+        running = asyncio.ensure_future(scheduler.parse(["a", "b"]))
+        await asyncio.sleep(0.05)
+        later = asyncio.ensure_future(scheduler.parse(["c", "d"]))
+        await asyncio.sleep(0)
+        assert scheduler.swap(other) is parser
+        release.set()
+        return await asyncio.gather(running, later)
+
+    _, batches = run_scheduler(parser, scenario, max_queue=10)
+    assert [(model, texts) for model, texts in batches] == [
+        (parser, ["a", "b"]),
+        (other, ["c", "d"]),
+    ]
+
+
+def test_overload_is_503_with_retry_after_and_counted(parser):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from nlu.server.scheduler import parse_to_json
+
+    app = create_app(parser, ServerSettings(micro_batch=True, max_queue=1))
+    release = threading.Event()
+    scheduler = app.state.scheduler
+    scheduler.parse_texts = lambda model, texts: release.wait() and parse_to_json(model, texts)
+    with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
+        busy = [pool.submit(c.post, "/model/parse", json={"text": t}) for t in ("a", "b")]
+        deadline = time.monotonic() + 10
+        while scheduler.waiting < 1:  # "a" runs, "b" waits: the queue is full
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        refused = c.post("/model/parse", json={"text": "c"})
+        assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
+        assert "busy, retry" in refused.json()["detail"]
+        release.set()
+        assert [f.result().status_code for f in busy] == [200, 200]
+        assert c.get("/health").json()["queue"] == {"waiting": 0, "limit": 1, "shed": 1}
+        metrics = c.get("/metrics").text
+    assert "nlu_shed_requests_total 1.0" in metrics
+    assert 'nlu_requests_total{path="/model/parse",status="503"} 1.0' in metrics
+    assert "nlu_batch_texts_count" in metrics and "nlu_request_seconds_bucket" in metrics
+
+
+def test_every_response_has_a_request_id_and_the_access_log_is_json_lines(parser, caplog):
+    import json
+    import logging
+
+    app = create_app(parser, ServerSettings(access_log="json"))
+    with TestClient(app) as c, caplog.at_level(logging.INFO, logger="nlu.access"):
+        mine = c.post("/model/parse", json={"text": "hi"}, headers={"X-Request-ID": "abc-1"})
+        theirs = c.get("/health")
+        bad = c.get("/health", headers={"X-Request-ID": "x" * 200})
+    assert mine.headers["x-request-id"] == "abc-1"
+    assert len(theirs.headers["x-request-id"]) == 32 and theirs.headers["x-request-id"] != "abc-1"
+    assert len(bad.headers["x-request-id"]) == 32  # too long: replaced
+    entries = [json.loads(r.getMessage()) for r in caplog.records if r.name == "nlu.access"]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [
+        ("POST", "/model/parse", 200),
+        ("GET", "/health", 200),
+        ("GET", "/health", 200),
+    ]
+    assert entries[0]["request_id"] == "abc-1" and entries[0]["ms"] > 0
+
+
+def random_model(path, parser, seed):
+    """A model with the tiny one's vocabularies and random weights, saved at `path`."""
+    import torch
+
+    from nlu import archive
+    from nlu.config import load_config
+    from nlu.model import build_model
+    from tests.conftest import TINY_OVERRIDES
+
+    config = load_config(None, [*TINY_OVERRIDES, "name=other"])
+    torch.manual_seed(seed)
+    model = build_model(config.model, parser.vocabs)
+    with torch.no_grad():  # a sharper intent head: its answers differ from the tiny model's
+        for p in model.intent_head.parameters():
+            p.mul_(8.0)
+    return archive.save(path, config, parser.vocabs, model)
+
+
+def disagreeing_model(parser, root, text="taxi in dallas"):
+    """A model directory under `root` whose intent for `text` differs from `parser`'s."""
+    from nlu.parser import Parser
+
+    for seed in range(20):
+        path = random_model(root / f"other{seed}", parser, seed)
+        if Parser.load(path).parse(text).intent != parser.parse(text).intent:
+            return path
+    raise AssertionError("no random model disagreed")
+
+
+def test_put_model_swaps_a_checked_model_under_the_root_with_the_token(parser, tmp_path):
+    text = "taxi in dallas"
+    good = disagreeing_model(parser, tmp_path / "root")
+    broken = tmp_path / "root" / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text("model: [not, a, mapping\n")
+    settings = ServerSettings(token="s3cret", model_root=str(tmp_path / "root"))
+    right = {"Authorization": "Bearer s3cret"}
+    before = parser.parse(text).intent
+    with TestClient(create_app(parser, settings)) as c:
+        put = lambda body, headers=right: c.put("/model", json=body, headers=headers)  # noqa: E731
+        assert put({"model": good.name}, {}).status_code == 401
+        outside = put({"model": str(tmp_path)})
+        assert outside.status_code == 403 and "outside the model root" in outside.json()["detail"]
+        assert put({"model": "../" + tmp_path.name}).status_code == 403
+        refused = put({"model": "broken"})
+        assert refused.status_code == 422 and "the old one still serves" in refused.json()["detail"]
+        assert put({"model": "missing"}).status_code == 422
+        parse = lambda: c.post("/model/parse", json={"text": text}, headers=right).json()  # noqa: E731
+        assert parse()["intent"]["name"] == before
+        swapped = put({"model_file": good.name})  # Rasa's name for the field
+        assert swapped.status_code == 200, swapped.text
+        assert swapped.json()["switched"] == 1 and swapped.json()["workers"] == 1
+        assert parse()["intent"]["name"] != before
+        assert c.get("/model", headers=right).json()["name"] == "other"
+        assert 'nlu_model_reloads_total{result="switched"} 1.0' in c.get("/metrics").text
+
+
+def test_put_model_is_shut_without_a_token(parser, tmp_path):
+    with TestClient(create_app(parser, ServerSettings(model_root=str(tmp_path)))) as c:
+        response = c.put("/model", json={"model": "x"})
+    assert response.status_code == 403 and "--token" in response.json()["detail"]
 
 
 def test_listening_sockets_share_a_port():
@@ -165,36 +354,3 @@ def test_listening_sockets_share_a_port():
     finally:
         first.close()
         second.close()
-
-
-@pytest.mark.skipif(not REUSE_PORT, reason="needs SO_REUSEPORT")
-def test_serve_with_two_workers_answers_and_stops_on_sigterm(trained, tmp_path):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    nlu = str(Path(sys.executable).parent / "nlu")
-    args = ["serve", "--model", str(trained.model_dir), "--port", str(port), "--workers", "2"]
-    log = tmp_path / "serve.log"
-    with log.open("w") as stderr:
-        server = subprocess.Popen([nlu, *args], stderr=stderr)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
-                    assert client.get("/health").json() == {"status": "ok"}
-                break
-            except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.5)
-        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}") for _ in range(8)]
-        for client in clients:
-            reply = client.post("/model/parse", json={"text": "taxi in dallas"})
-            assert reply.status_code == 200 and reply.json()["intent"]["name"]
-            client.close()
-    finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=60)
-    # Every worker has stopped: the port can be bound again without SO_REUSEPORT.
-    with socket.socket() as again:
-        again.bind(("127.0.0.1", port))
