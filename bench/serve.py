@@ -58,6 +58,8 @@ class Connection:
     read by its Content-Length.
     """
 
+    extra_headers = ""  # more header lines, each ending in CRLF (bench/heal.py's token)
+
     def __init__(self, host: str, port: int, path: str) -> None:
         self.host, self.port, self.path = host, port, path
         self.reader: asyncio.StreamReader | None = None
@@ -68,23 +70,30 @@ class Connection:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         head = (
             f"POST {self.path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"{self.extra_headers}\r\n"
         )
         self.writer.write(head.encode("ascii") + body)
         status_line, *header_lines = (
             (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         )
-        length = 0
+        length, closing = 0, False
         for line in header_lines:
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
+            name = name.strip().lower()
+            if name == "content-length":
                 length = int(value)
+            elif name == "connection" and value.strip().lower() == "close":
+                closing = True  # a draining server: the next request opens a new connection
         payload = await self.reader.readexactly(length)
+        if closing:
+            self.close()
         return int(status_line.split()[1]), payload
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        self.reader = self.writer = None
 
 
 async def load(

@@ -85,6 +85,7 @@ class Load:
         self.headers = headers or {}
         self.results: list[tuple[float, object, dict | None]] = []
         self.stop = threading.Event()
+        self.refused: httpx.Response | None = None  # one 503 answer
         self.threads = [threading.Thread(target=self._client) for _ in range(clients)]
 
     def __enter__(self):
@@ -104,6 +105,8 @@ class Load:
             try:
                 reply = client.post("/model/parse", json={"text": TEXT})
                 body = reply.json() if reply.status_code == 200 else None
+                if reply.status_code == 503:
+                    self.refused = reply
                 self.results.append((sent, reply.status_code, body))
             except httpx.TransportError as e:
                 self.results.append((sent, type(e).__name__, None))
@@ -193,3 +196,22 @@ def test_sigterm_under_load_answers_every_request_sent_before_it(trained, tmp_pa
     assert status == 0
     assert stopped - signalled < 15, "drained within the grace period"
     assert "stopping: draining 2 workers" in server.log.read_text()
+
+
+def test_a_full_queue_is_refused_by_the_worker_with_retry_after(trained, tmp_path):
+    options = ("--max-queue", "1")
+    with serving(trained.model_dir, tmp_path, *options, workers=1) as server:
+        with Load(server.url, clients=12) as load:
+            time.sleep(2.0)
+        health = server.health()
+        with httpx.Client(base_url=server.url) as client:
+            metrics = client.get("/metrics").text
+    counts = {s: sum(1 for r in load.results if r[1] == s) for s in (200, 503)}
+    assert not load.errors() and counts[200] + counts[503] == len(load.results)
+    assert counts[200] > 0 and counts[503] > 0, counts
+    refused = load.refused
+    assert refused.headers["retry-after"] == "1" and len(refused.headers["x-request-id"]) == 32
+    assert refused.json()["detail"].startswith("busy, retry")
+    assert health["queue"]["limit"] == 1 and health["queue"]["shed"] == counts[503]
+    shed = re.search(r"nlu_shed_requests_total ([\d.]+)", metrics)
+    assert float(shed.group(1)) == counts[503]

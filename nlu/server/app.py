@@ -222,6 +222,7 @@ def create_app(
     app.state.scheduler = scheduler
     app.state.swap = swap
     app.state.server = state
+    app.state.metrics = metrics
     bearer = HTTPBearer(auto_error=False)
 
     # Depends() as a default, not in Annotated: with postponed annotations FastAPI resolves
@@ -250,12 +251,8 @@ def create_app(
         return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
 
     @app.exception_handler(Overloaded)
-    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
-        return JSONResponse(
-            {"detail": f"busy, retry: {exc}"},
-            status_code=503,
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
+    async def overloaded(request: Request, exc: Overloaded) -> Response:
+        return Response(_busy_body(str(exc)), 503, _BUSY_HEADERS, "application/json")
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -335,13 +332,15 @@ def create_app(
     if settings.access_log not in ACCESS_LOGS:
         raise ValueError(f"access_log: expected one of {list(ACCESS_LOGS)}, found "
                          f"{settings.access_log!r}")  # fmt: skip
-    app.add_middleware(RequestLayer, state=state, metrics=metrics, log=settings.access_log)
+    app.add_middleware(RequestLayer, state=state, metrics=metrics, scheduler=scheduler,
+                       log=settings.access_log)  # fmt: skip
     return app
 
 
 # Paths as the metrics label them: the routes, and "other" for the rest (a label per URL a
 # scanner tries would grow without bound).
 ROUTES = frozenset({"/model/parse", "/parse/batch", "/model", "/health", "/ready", "/metrics"})
+PARSE_PATHS = frozenset({"/model/parse", "/parse/batch"})
 
 
 class RequestLayer:
@@ -351,8 +350,16 @@ class RequestLayer:
     clients move to another worker. Plain ASGI: FastAPI's `BaseHTTPMiddleware` costs a task
     and a queue per request."""
 
-    def __init__(self, app: Any, state: ServerState, metrics: ServerMetrics, log: str) -> None:
+    def __init__(
+        self,
+        app: Any,
+        state: ServerState,
+        metrics: ServerMetrics,
+        scheduler: Scheduler,
+        log: str,
+    ) -> None:
         self.app, self.state, self.metrics, self.log = app, state, metrics, log
+        self.scheduler = scheduler
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -363,6 +370,7 @@ class RequestLayer:
         status = 500
         state = self.state
         state.in_flight += 1
+        state.on_change()
 
         async def send_with_id(message: dict) -> None:
             nonlocal status
@@ -376,7 +384,13 @@ class RequestLayer:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            scheduler = self.scheduler
+            if scope["path"] in PARSE_PATHS and scheduler.waiting >= scheduler.max_queue:
+                # Full: refused before FastAPI reads and checks the body, which under overload
+                # would cost more than the parses it lets through.
+                await _busy(send_with_id, str(scheduler.refuse()))
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             state.in_flight -= 1
             state.on_change()
@@ -387,23 +401,73 @@ class RequestLayer:
                 self._log(scope, request_id, status, seconds)
 
     def _log(self, scope: dict, request_id: str, status: int, seconds: float) -> None:
-        client = scope.get("client")
-        entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "request_id": request_id,
-            "method": scope["method"],
-            "path": scope["path"],
-            "status": status,
-            "ms": round(seconds * 1000, 3),
-            "pid": os.getpid(),
-            "client": f"{client[0]}:{client[1]}" if client else None,
-        }
-        if self.log == "json":
-            access_logger.info(json.dumps(entry, separators=(",", ":")))
-        else:
-            access_logger.info(
-                "%(client)s %(method)s %(path)s %(status)s %(ms)sms id=%(request_id)s", entry
-            )
+        _log_access(self.log, scope, request_id, status, seconds)
+
+
+def _log_access(log: str, scope: dict, request_id: str, status: int, seconds: float) -> None:
+    """One line of the access log, as text or as JSON."""
+    client = scope.get("client")
+    entry = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "request_id": request_id,
+        "method": scope["method"],
+        "path": scope["path"],
+        "status": status,
+        "ms": round(seconds * 1000, 3),
+        "pid": os.getpid(),
+        "client": f"{client[0]}:{client[1]}" if client else None,
+    }
+    if log == "json":
+        access_logger.info(json.dumps(entry, separators=(",", ":")))
+    else:
+        access_logger.info(
+            "%(client)s %(method)s %(path)s %(status)s %(ms)sms id=%(request_id)s", entry
+        )
+
+
+_BUSY_HEADERS = {"Retry-After": str(RETRY_AFTER_S)}
+
+
+def early_refusal(app: FastAPI, log: str) -> Callable[[dict], bytes | None]:
+    """For a worker's HTTP protocol (`nlu.server.worker`): given a request's scope as soon as
+    its headers are read, the whole 503 response (bytes) when it is a parse request and the
+    queue is full, else None. Refused there, a request costs no ASGI task, no FastAPI and no
+    body parsing: under four times the load a worker can parse, that work alone took more
+    than the worker's core."""
+    scheduler: Scheduler = app.state.scheduler
+    state: ServerState = app.state.server
+    metrics: ServerMetrics = app.state.metrics
+
+    def refuse(scope: dict) -> bytes | None:
+        if scope["path"] not in PARSE_PATHS or scheduler.waiting < scheduler.max_queue:
+            return None
+        request_id = _request_id(scope)
+        body = _busy_body(str(scheduler.refuse()))
+        closing = b"connection: close\r\n" if state.draining else b""
+        head = (
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nretry-after: %d\r\nx-request-id: %s\r\n%s\r\n"
+            % (len(body), RETRY_AFTER_S, request_id.encode(), closing)
+        )
+        metrics.answered(scope["path"], 503, 0.0)
+        if log != "off":
+            _log_access(log, scope, request_id, 503, 0.0)
+        return head + body
+
+    return refuse
+
+
+def _busy_body(reason: str) -> bytes:
+    return json.dumps({"detail": f"busy, retry: {reason}"}).encode()
+
+
+async def _busy(send: Callable, reason: str) -> None:
+    """Answer 503 with Retry-After, in plain ASGI."""
+    body = _busy_body(reason)
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+               (b"retry-after", str(RETRY_AFTER_S).encode())]  # fmt: skip
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _request_id(scope: dict) -> str:

@@ -26,9 +26,12 @@ from typing import Any, Protocol
 
 from nlu.parser import Parser
 
-# Texts that may wait in a worker's queue. The bound on waiting is about max_queue / (the
-# worker's rate): on the 2026-12-03 machine one worker parsed 2,400 ATIS questions a second in
-# micro-batches, so 16 texts wait at most about 7 ms, a few times the 1-2 ms a lone parse takes.
+# Texts that may wait in a worker's queue. The wait is bounded by about max_queue / (the
+# worker's rate): on the 2026-12-03 machine one worker parsed about 3,000 ATIS questions a
+# second in micro-batches, so 16 texts wait at most about 5 ms, a few times what a lone parse
+# takes, and 32 keep-alive clients on two workers rarely see a 503. A shorter queue keeps
+# answers faster under overload (bench/heal.py overload: answered p99 9.7 ms with 4, 22.8 ms
+# with 16, at four times the worker's capacity) but refuses bursts the worker could absorb.
 DEFAULT_MAX_QUEUE = 16
 RETRY_AFTER_S = 1  # what a refused client is told to wait
 
@@ -127,13 +130,17 @@ class Scheduler:
         old, self.parser = self.parser, parser
         return old
 
+    def refuse(self) -> Overloaded:
+        """Count a refused request; the error that says why."""
+        self.shed += 1
+        self.metrics.shed_request()
+        return Overloaded(f"{self._waiting} texts wait; the queue holds {self.max_queue}")
+
     async def parse(self, texts: list[str]) -> list[bytes]:
         """The JSON bodies of the parses of `texts`; raises `Overloaded` at once when they do
         not fit in the queue."""
         if self._waiting and self._waiting + len(texts) > self.max_queue:
-            self.shed += 1
-            self.metrics.shed_request()
-            raise Overloaded(f"{self._waiting} texts wait; the queue holds {self.max_queue}")
+            raise self.refuse()
         request = _Request(texts, asyncio.get_running_loop().create_future())
         self._queue.append(request)
         self._waiting += len(texts)

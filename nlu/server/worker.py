@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -23,7 +24,14 @@ from typing import Any
 
 import uvicorn
 
-from nlu.server.app import ModelOptions, ReloadFailed, ServerSettings, ServerState, create_app
+from nlu.server.app import (
+    ModelOptions,
+    ReloadFailed,
+    ServerSettings,
+    ServerState,
+    create_app,
+    early_refusal,
+)
 from nlu.server.board import Board, Slot
 from nlu.server.metrics import ServerMetrics
 
@@ -90,17 +98,19 @@ def run_worker(
         app,
         log_level=spec.log_level,
         access_log=False,  # ours: ServerSettings.access_log
-        http=counting_protocol(slot),
+        http=worker_protocol(slot, early_refusal(app, spec.settings.access_log)),
         timeout_graceful_shutdown=int(spec.grace_s) or None,
     )
     DrainingServer(config, state, spec.grace_s).run(sockets=[sock])
 
 
-def counting_protocol(slot: Slot) -> type:
-    """uvicorn's HTTP protocol, counting this worker's open connections on its board slot."""
+def worker_protocol(slot: Slot, refuse: Callable[[dict], bytes | None]) -> type:
+    """uvicorn's HTTP protocol, counting this worker's open connections on its board slot, and
+    answering `refuse`'s 503 itself, before any ASGI work, when the queue is full (with
+    httptools; uvicorn's pure-Python h11 protocol leaves that to the app)."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
-    class CountingProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
+    class WorkerProtocol(AutoHTTPProtocol):  # type: ignore[misc, valid-type]
         def connection_made(self, transport: Any) -> None:
             slot.connections += 1
             super().connection_made(transport)
@@ -109,7 +119,23 @@ def counting_protocol(slot: Slot) -> type:
             slot.connections -= 1
             super().connection_lost(exc)
 
-    return CountingProtocol
+        if hasattr(AutoHTTPProtocol, "_start_asgi_task"):  # httptools
+
+            def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+                response = refuse(cycle.scope)
+                if response is None:
+                    super()._start_asgi_task(cycle, app)
+                    return
+                # The cycle is answered: its body, when it comes, is dropped, and the
+                # connection goes on (or closes, as the request or a drain asks).
+                cycle.response_started = cycle.response_complete = True
+                self.transport.write(response)
+                if not cycle.keep_alive or b"connection: close" in response:
+                    self.transport.close()
+                    return
+                self.on_response_complete()
+
+    return WorkerProtocol
 
 
 class DrainingServer(uvicorn.Server):
