@@ -371,7 +371,9 @@ def reload(args) -> dict:
                 reply = await loop.run_in_executor(None, lambda k=k: httpx.put(
                     f"http://127.0.0.1:{port}/model", json={"model": models[k % 2].name},
                     headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120))  # fmt: skip
-                puts.append({"status": reply.status_code, **reply.json()})
+                answer = reply.json()
+                answer["model"] = Path(answer.get("model", "")).name  # no machine paths
+                puts.append({"status": reply.status_code, **answer})
                 k += 1
             return await load
 

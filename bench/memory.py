@@ -43,11 +43,18 @@ def server_rss_mb(nlu: str, model: str, backend: str, port: int) -> float:
                 time.sleep(0.2)
         for _ in range(200):
             urllib.request.urlopen(request).read()
-        status = Path(f"/proc/{server.pid}/status").read_text().splitlines()
-        return int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
+        # The workers are the supervisor's children: the largest of them.
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health") as reply:
+            pids = [w["pid"] for w in json.load(reply)["workers"]["each"] if w["pid"]]
+        return max(rss_mb(pid) for pid in pids)
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(signal.SIGTERM)
         server.wait()
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return int(next(line for line in status if line.startswith("VmRSS")).split()[1]) / 1024
 
 
 def main() -> None:

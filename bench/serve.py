@@ -155,6 +155,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="the server's torch threads (default: 1)")
     parser.add_argument("--wait-ms", type=float, help="micro-batch gathering time")
     parser.add_argument("--workers", type=int, help="server processes (default: nlu serve's)")
+    parser.add_argument("--max-queue", type=int, help="texts waiting per worker (nlu serve's)")
     parser.add_argument("--only", choices=["off", "on", "defaults"],
                         help="only without / with micro-batching, or nlu serve's defaults "
                         "(with no other options: what a user gets with no flags)")  # fmt: skip
@@ -168,6 +169,8 @@ def main() -> None:
         options += ["--backend", args.backend]
     if args.workers is not None:
         options += ["--workers", str(args.workers)]
+    if args.max_queue is not None:
+        options += ["--max-queue", str(args.max_queue)]
     if args.wait_ms is not None:
         options += ["--micro-batch-wait-ms", str(args.wait_ms)]
     modes = {"off": [False], "on": [True], "defaults": [None], None: [False, True]}[args.only]

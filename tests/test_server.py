@@ -354,3 +354,9 @@ def test_listening_sockets_share_a_port():
     finally:
         first.close()
         second.close()
+
+
+def test_a_worker_that_keeps_dying_at_start_waits_longer_each_time():
+    from nlu.server.supervisor import restart_delay
+
+    assert [restart_delay(n) for n in range(8)] == [0.0, 0.5, 1, 2, 4, 8, 16, 30]

@@ -177,6 +177,13 @@ def test_a_reload_under_load_switches_every_worker_with_no_mixed_answer(trained,
         for _ in range(12):
             with httpx.Client(base_url=server.url, headers=token) as client:
                 after.append(client.post("/model/parse", json={"text": TEXT}).json())
+        # SIGHUP reloads the path being served, in every worker.
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while server.log.read_text().count("2 of 2 workers switched") < 2:
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.1)
+        assert f"SIGHUP: reloading {new}" in server.log.read_text()
     assert not load.errors() and {r[1] for r in load.results} == {200}
     assert all(same_parse(b, old_parse) or same_parse(b, new_parse) for _, _, b in load.results)
     assert any(same_parse(b, new_parse) for sent, _, b in load.results if sent > switched)

@@ -28,10 +28,11 @@ from nlu.parser import Parser
 
 # Texts that may wait in a worker's queue. The wait is bounded by about max_queue / (the
 # worker's rate): on the 2026-12-03 machine one worker parsed about 3,000 ATIS questions a
-# second in micro-batches, so 16 texts wait at most about 5 ms, a few times what a lone parse
-# takes, and 32 keep-alive clients on two workers rarely see a 503. A shorter queue keeps
-# answers faster under overload (bench/heal.py overload: answered p99 9.7 ms with 4, 22.8 ms
-# with 16, at four times the worker's capacity) but refuses bursts the worker could absorb.
+# second in micro-batches, so 16 texts wait at most about 5 ms. Under four times that load
+# (bench/heal.py overload), refusals came back in 7.9 ms p99 and answers in 24.8 ms; with 32,
+# 16.4 and 50.7 ms; with 4, 5.8 and 11.0 ms. The price of a short queue: a burst the workers
+# could absorb is refused in part (32 keep-alive clients on two workers, which the kernel
+# spreads unevenly, got a 503 on 7.6 % of their requests with 16, none with 32).
 DEFAULT_MAX_QUEUE = 16
 RETRY_AFTER_S = 1  # what a refused client is told to wait
 

@@ -38,6 +38,15 @@ STABLE_S = 3.0  # a worker that served this long died by accident, not of a faul
 EXIT_MARGIN_S = 10.0  # past the grace period, stragglers are killed
 
 
+def restart_delay(quick_deaths: int) -> float:
+    """Seconds before a dead worker starts again, after `quick_deaths` deaths in a row before
+    it was ready or within `STABLE_S` of its start: none after a worker that served a while,
+    then `BACKOFF_S`, doubling up to `MAX_BACKOFF_S`."""
+    if quick_deaths == 0:
+        return 0.0
+    return min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (quick_deaths - 1))
+
+
 @dataclass
 class _Worker:
     index: int
@@ -186,9 +195,7 @@ class Supervisor:
         lived = time.monotonic() - worker.started
         quick = not held["ready"] or lived < STABLE_S
         worker.quick_deaths = worker.quick_deaths + 1 if quick else 0
-        delay = 0.0
-        if worker.quick_deaths:
-            delay = min(MAX_BACKOFF_S, BACKOFF_S * 2 ** (worker.quick_deaths - 1))
+        delay = restart_delay(worker.quick_deaths)
         restarts = self.board.count_restart()
         self.metrics.restarts.inc()
         code = process.exitcode
