@@ -25,6 +25,14 @@ app = typer.Typer(
 
 FROM_HELP = "Input format: auto (from extension and content), seqio, conll, jsonl, rasa, snips, hf."
 NOTES_SHOWN = 10
+# nlu.schema.INTENT_SEPARATOR is the default; here as a literal so that --help imports no nlu.
+SeparatorOption = Annotated[
+    str,
+    typer.Option(
+        help="What joins the intents of a message with several (ATIS and the Mix sets: #; "
+        "Rasa: +); empty: labels are never split."
+    ),
+]
 
 
 @contextlib.contextmanager
@@ -85,6 +93,7 @@ def validate(
     ],
     from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "auto",
     limit: Annotated[int, typer.Option(help="Findings shown per kind; 0 shows all.")] = 20,
+    intent_separator: SeparatorOption = "#",
 ) -> None:
     """Check data: errors exit 1; warnings (repairs, conflicts, overlap) exit 0."""
     from collections import Counter
@@ -92,7 +101,7 @@ def validate(
     from nlu.data.validate import validate as run_validation
 
     with user_errors():
-        result = run_validation(_expand(paths, from_), from_)
+        result = run_validation(_expand(paths, from_), from_, separator=intent_separator)
     shown: Counter[tuple[str, str]] = Counter()
     for f in result.findings:
         shown[f.level, f.kind] += 1
@@ -103,9 +112,18 @@ def validate(
             typer.echo(f"... {n - limit} more {kind} {level}s (--limit 0 shows all)")
     read = ", ".join(f"{path} {n}" for path, n in result.files.items())
     typer.echo(f"utterances: {read}")
+    if any(max(sizes, default=1) > 1 for sizes in result.intents_per_utterance.values()):
+        typer.echo("intents per utterance: " + "; ".join(
+            f"{path} {_sizes(sizes)}" for path, sizes in result.intents_per_utterance.items()
+        ))  # fmt: skip
     typer.echo(f"{_tally(result.errors, 'error')}, {_tally(result.warnings, 'warning')}")
     if result.errors:
         raise typer.Exit(code=1)
+
+
+def _sizes(sizes) -> str:
+    """ "1: 300, 2: 120, 3: 12" for utterances by their number of intents."""
+    return ", ".join(f"{n}: {c}" for n, c in sorted(sizes.items()))
 
 
 def _tally(findings: list, word: str) -> str:
@@ -124,14 +142,17 @@ def stats(
     ],
     from_: Annotated[str, typer.Option("--from", help=FROM_HELP)] = "auto",
     as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
+    intent_separator: SeparatorOption = "#",
 ) -> None:
-    """Utterances, tokens, intents, slot types, OOV rate against train and a length histogram."""
+    """Utterances, tokens, intents (and how many a message carries), slot types, OOV rate
+    against train and a length histogram."""
     from nlu.data.formats import read_examples
     from nlu.data.stats import dataset_stats
 
     with user_errors(), _notes():
         paths = _expand(paths, from_)
-        result = dataset_stats([(p, read_examples(p, from_)) for p in paths])
+        examples = [(p, read_examples(p, from_)) for p in paths]
+        result = dataset_stats(examples, intent_separator)
     if as_json:
         typer.echo(json.dumps([s.to_dict() for s in result], indent=2))
         return
@@ -139,6 +160,8 @@ def stats(
 
 
 def _render_stats(result: list) -> str:
+    from collections import Counter
+
     names = ["/".join(Path(s.path).parts[-2:]) for s in result]
     width = max(12, *(len(n) for n in names)) + 2
     head = ("utterances", "tokens", "words", "max len", "intents", "slot types")
@@ -147,10 +170,13 @@ def _render_stats(result: list) -> str:
         oov = "-" if s.oov_rate is None else f"{s.oov_rate:.2f}% ({s.oov_words} words)"
         cells = (s.utterances, s.tokens, s.words, s.max_length, len(s.intents), len(s.slots))
         lines.append(f"{name:<{width}}" + "".join(f"{c:>12}" for c in cells) + f"  {oov}")
-    for title, counters in (
-        ("intent", [s.intents for s in result]),
-        ("slot type", [s.slots for s in result]),
-    ):
+    tables = [("intent", [s.intents for s in result])]
+    if any(max(s.intents_per_utterance, default=1) > 1 for s in result):
+        sizes = [Counter({str(n): c for n, c in s.intents_per_utterance.items()}) for s in result]
+        tables += [("intents per utterance", sizes),
+                   ("single intent", [s.single_intents for s in result])]  # fmt: skip
+    tables.append(("slot type", [s.slots for s in result]))
+    for title, counters in tables:
         lines += ["", _counts_table(title, names, counters)]
     lines += ["", _histogram(names, [s.lengths for s in result])]
     return "\n".join(lines)

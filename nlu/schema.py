@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+# What joins the intents of a message that has several: ATIS and the Mix sets write
+# "atis_flight#atis_airfare" (Rasa's convention is "+"; the data tools take --intent-separator).
+INTENT_SEPARATOR = "#"
+
 # Token, Span and Entity are named tuples: immutable like the dataclasses here, and built about
 # twice as fast, which counts where a batch of 256 utterances makes thousands of them.
 

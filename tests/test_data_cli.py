@@ -103,6 +103,35 @@ def test_stats_prints_tables_and_json():
     assert [s["utterances"] for s in parsed] == [20, 4, 4] and parsed[0]["oov_rate"] is None
 
 
+def multi_intent_split(folder, separator="#"):
+    """A seq.in / seq.out / label split with one, two and three intents a message."""
+    folder.mkdir(parents=True)
+    two, three = f"play{separator}rate", f"play{separator}rate{separator}book"
+    rows = [("play jazz", "O B-genre", "play"),
+            ("play jazz and rate it", "O B-genre O O O", two),
+            ("play jazz rate it then book", "O B-genre O O O O", three),
+            ("book a table", "O O O", "book")]  # fmt: skip
+    for name, column in (("seq.in", 0), ("seq.out", 1), ("label", 2)):
+        (folder / name).write_text("".join(row[column] + "\n" for row in rows))
+    return folder
+
+
+def test_stats_and_validate_count_the_intents_of_each_message(tmp_path):
+    train = multi_intent_split(tmp_path / "mix" / "train")
+    parsed = json.loads(invoke("stats", str(train), "--json").output)[0]
+    assert parsed["intents_per_utterance"] == {"1": 2, "2": 1, "3": 1}
+    assert parsed["single_intents"] == {"play": 3, "book": 2, "rate": 2}
+    table = invoke("stats", str(train)).output
+    assert "intents per utterance" in table and "single intent" in table
+    result = invoke("validate", str(train))
+    assert result.exit_code == 0 and f"{train} 1: 2, 2: 1, 3: 1" in result.output
+    # Rasa's separator, and none: a label is then one intent whatever it holds.
+    plus = multi_intent_split(tmp_path / "rasa" / "train", separator="+")
+    args = ("stats", str(plus), "--json", "--intent-separator")
+    assert json.loads(invoke(*args, "+").output)[0]["intents_per_utterance"]["3"] == 1
+    assert json.loads(invoke(*args, "").output)[0]["intents_per_utterance"] == {"1": 4}
+
+
 @pytest.fixture()
 def mirror(tmp_path):
     """A local HTTP server with the tiny dataset laid out like the public source."""

@@ -240,19 +240,32 @@ def test_overload_is_503_with_retry_after_and_counted(parser):
     from nlu.server.scheduler import parse_to_json
 
     app = create_app(parser, ServerSettings(micro_batch=True, max_queue=1))
-    release = threading.Event()
+    running, release = threading.Event(), threading.Event()
     scheduler = app.state.scheduler
-    scheduler.parse_texts = lambda model, texts: release.wait() and parse_to_json(model, texts)
-    with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
-        busy = [pool.submit(c.post, "/model/parse", json={"text": t}) for t in ("a", "b")]
+
+    def blocked(model, texts):
+        running.set()
+        release.wait()
+        return parse_to_json(model, texts)
+
+    def wait_for(condition):
         deadline = time.monotonic() + 10
-        while scheduler.waiting < 1:  # "a" runs, "b" waits: the queue is full
+        while not condition():
             assert time.monotonic() < deadline
             time.sleep(0.01)
-        refused = c.post("/model/parse", json={"text": "c"})
+
+    scheduler.parse_texts = blocked
+    with TestClient(app) as c, ThreadPoolExecutor(2) as pool:
+        try:
+            busy = [pool.submit(c.post, "/model/parse", json={"text": "a"})]
+            wait_for(running.is_set)  # "a" runs
+            busy.append(pool.submit(c.post, "/model/parse", json={"text": "b"}))
+            wait_for(lambda: scheduler.waiting == 1)  # "b" waits: the queue is full
+            refused = c.post("/model/parse", json={"text": "c"})
+        finally:
+            release.set()  # else the pool would wait for "a" forever
         assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
         assert "busy, retry" in refused.json()["detail"]
-        release.set()
         assert [f.result().status_code for f in busy] == [200, 200]
         assert c.get("/health").json()["queue"] == {"waiting": 0, "limit": 1, "shed": 1}
         metrics = c.get("/metrics").text

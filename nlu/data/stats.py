@@ -1,13 +1,14 @@
-"""Counts that describe a dataset: utterances, tokens, intents, slot types, OOV rate, lengths."""
+"""Counts that describe a dataset: utterances, tokens, intents (and how many a message carries),
+slot types, OOV rate, lengths."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from nlu.schema import Example
+from nlu.schema import INTENT_SEPARATOR, Example
 from nlu.tags import spans
 from nlu.tokenizer import Tokenizer
 
@@ -28,6 +29,9 @@ class SplitStats:
     lengths: Counter[int]  # utterances per length bin (first length of the bin: 1, 6, 11, ...)
     oov_tokens: int | None = None  # tokens whose word never occurs in train (None for train)
     oov_words: int | None = None
+    # Utterances by the number of intents their label joins ("a#b": 2), and the single intents.
+    intents_per_utterance: Counter[int] = field(default_factory=Counter)
+    single_intents: Counter[str] = field(default_factory=Counter)
 
     @property
     def oov_rate(self) -> float | None:
@@ -48,13 +52,26 @@ class SplitStats:
             "lengths": {f"{b}-{b + LENGTH_BIN - 1}": n for b, n in sorted(self.lengths.items())},
             "oov_rate": self.oov_rate,
             "oov_words": self.oov_words,
+            "intents_per_utterance": {
+                str(n): c for n, c in sorted(self.intents_per_utterance.items())
+            },
+            "single_intents": dict(self.single_intents.most_common()),
         }
 
 
+def intents_of(label: str, separator: str = INTENT_SEPARATOR) -> list[str]:
+    """The single intents a label joins: "atis_flight#atis_airfare" -> both."""
+    return label.split(separator) if separator else [label]
+
+
 def split_stats(
-    path: str, examples: Sequence[Example], train: Sequence[Example] | None = None
+    path: str,
+    examples: Sequence[Example],
+    train: Sequence[Example] | None = None,
+    separator: str = INTENT_SEPARATOR,
 ) -> SplitStats:
-    """Counts of `examples`; with `train`, also how many of their words train lacks."""
+    """Counts of `examples`; with `train`, also how many of their words train lacks. Intent
+    labels joined by `separator` count as that many intents ("" : never)."""
     normalize = Tokenizer(lowercase=True).normalize
     words = Counter(normalize(t) for e in examples for t in e.tokens)
     oov_tokens = oov_words = None
@@ -76,13 +93,17 @@ def split_stats(
         ),
         oov_tokens=oov_tokens,
         oov_words=oov_words,
+        intents_per_utterance=Counter(len(intents_of(e.intent, separator)) for e in examples),
+        single_intents=Counter(i for e in examples for i in intents_of(e.intent, separator)),
     )
 
 
-def dataset_stats(splits: Sequence[tuple[str, Sequence[Example]]]) -> list[SplitStats]:
+def dataset_stats(
+    splits: Sequence[tuple[str, Sequence[Example]]], separator: str = INTENT_SEPARATOR
+) -> list[SplitStats]:
     """Stats of each (path, examples); every split after the first is compared with the first."""
     train = splits[0][1] if splits else None
     return [
-        split_stats(path, examples, train if i > 0 else None)
+        split_stats(path, examples, train if i > 0 else None, separator)
         for i, (path, examples) in enumerate(splits)
     ]

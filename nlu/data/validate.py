@@ -10,14 +10,15 @@ import re
 import warnings
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from nlu.config import HFConfig
 from nlu.data.formats import read_examples
 from nlu.data.readers import DataWarning
-from nlu.schema import Example
+from nlu.data.stats import intents_of
+from nlu.schema import INTENT_SEPARATOR, Example
 
 # What a reader's message is about, for grouping; the first pattern that matches wins.
 _KINDS = (
@@ -45,6 +46,8 @@ class Validation:
 
     files: dict[str, int]  # path -> utterances read
     findings: list[Finding]
+    # path -> utterances by the number of intents their label joins (see `validate`)
+    intents_per_utterance: dict[str, Counter[int]] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[Finding]:
@@ -56,7 +59,10 @@ class Validation:
 
 
 def validate(
-    paths: Sequence[str | Path], fmt: str = "auto", hf: HFConfig | None = None
+    paths: Sequence[str | Path],
+    fmt: str = "auto",
+    hf: HFConfig | None = None,
+    separator: str = INTENT_SEPARATOR,
 ) -> Validation:
     """Read every path, collecting all problems instead of stopping at the first.
 
@@ -76,7 +82,11 @@ def validate(
         for _, examples in read[1:]:
             findings += _unseen(train, examples)
             findings += _overlap(train, examples)
-    return Validation({path: len(examples) for path, examples in read}, findings)
+    sizes = {
+        path: Counter(len(intents_of(e.intent, separator)) for e in examples)
+        for path, examples in read
+    }
+    return Validation({path: len(examples) for path, examples in read}, findings, sizes)
 
 
 def _kind(message: str, default: str) -> str:

@@ -8,9 +8,8 @@ from collections.abc import Iterable, Sequence, Set
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from nlu.schema import INTENT_SEPARATOR
 from nlu.tags import spans
-
-MULTI_INTENT_SEPARATOR = "#"
 
 
 @dataclass(frozen=True)
@@ -80,7 +79,7 @@ def known_words(token_lists: Iterable[Sequence[str]]) -> frozenset[str]:
 
 def intent_matches_any(gold: str, predicted: str) -> bool:
     """True when the prediction is the gold label or one of the intents of a multi-intent label."""
-    return predicted == gold or predicted in gold.split(MULTI_INTENT_SEPARATOR)
+    return predicted == gold or predicted in gold.split(INTENT_SEPARATOR)
 
 
 def score(

@@ -17,6 +17,7 @@ from nlu.decode.decoder import TagDecoder
 from nlu.decode.tables import DecodeTables
 from nlu.modules.crf import LinearChainCRF
 from nlu.modules.decode_tables import Constraints, DecodesWithTables
+from nlu.schema import INTENT_SEPARATOR
 
 
 class SoftmaxTagHead(DecodesWithTables):
@@ -146,7 +147,6 @@ class AttentionPool(nn.Module):
 
 INTENT_LEVELS = ("utterance", "token")
 TOKEN_VOTES = ("average", "vote")
-INTENT_SEPARATOR = "#"  # ATIS writes a question with two intents as "atis_flight#atis_airfare"
 
 
 class IntentParts(nn.Module):
