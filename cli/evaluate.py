@@ -94,6 +94,13 @@ def _render(report, title: str) -> None:
         f"(any-of-gold rule {report.intent_accuracy_any:6.2f})"
     )
     console.print(f"sentence   accuracy {report.sentence_accuracy:6.2f}")
+    if report.multi_intent:
+        f1 = report.intent_f1
+        console.print(
+            f"intents    set accuracy {report.intent_set_accuracy:6.2f}  F1 {f1.f1:6.2f} "
+            f"(P {f1.precision:6.2f}  R {f1.recall:6.2f})  overall accuracy "
+            f"{report.overall_accuracy:6.2f}"
+        )
     table = Table(title="per slot", show_edge=False)
     for column in ("slot", "precision", "recall", "F1", "support"):
         table.add_column(column, justify="left" if column == "slot" else "right")

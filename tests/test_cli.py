@@ -105,6 +105,9 @@ def test_evaluate_prints_scores_and_writes_json(trained, tiny_dir, tmp_path):
     assert "F1 100.00" in result.output and "sentence   accuracy 100.00" in result.output
     assert "per slot" in result.output and "toloc.city_name" in result.output
     assert json.loads(out.read_text())["slot"]["f1"] == 100.0
+    # The training split has one two-intent label ("a#b"): the multi-intent scores show.
+    assert "intents    set accuracy" in result.output and "overall accuracy" in result.output
+    assert json.loads(out.read_text())["intent_f1"]["support"] == 21
     # Scored on its own training split, no span holds a word unseen in training.
     assert json.loads(out.read_text())["slot_unseen"]["support"] == 0
 

@@ -35,6 +35,35 @@ def test_multi_intent_rules_and_unseen_labels():
     assert report.sentence_accuracy == pytest.approx(100 / 3)
 
 
+def test_several_intents_are_scored_as_a_set_and_one_by_one():
+    gold_tags = [["B-x", "O"], ["O", "O"], ["O", "O"], ["O", "O"]]
+    pred_tags = [["B-x", "O"], ["O", "O"], ["O", "B-y"], ["O", "O"]]
+    gold = ["a#b", "a#b#c", "b#c", "a"]
+    pred = ["b#a", "a#b", "c#b", "a"]  # order aside: right, one missing, right, right
+    report = score(gold_tags, gold, pred_tags, pred)
+    assert report.multi_intent
+    assert report.intent_accuracy == 25.0  # ATIS's exact-label rule: only "a"
+    assert report.intent_set_accuracy == 75.0
+    assert report.overall_accuracy == 50.0  # sentence 2's set is right, a tag is not
+    f1 = report.intent_f1  # gold 2 + 3 + 2 + 1 = 8 single intents, predicted 7, right 7
+    assert (f1.support, f1.predicted, f1.correct) == (8, 7, 7)
+    assert f1.f1 == pytest.approx(2 * 100 * 87.5 / 187.5)
+    summary = report.summary()
+    assert summary["intent_set_accuracy"] == 75.0 and summary["overall_accuracy"] == 50.0
+    # No separator: each label is one intent, and the set rule is the exact one.
+    plain = score(gold_tags, gold, pred_tags, pred, separator="")
+    assert not plain.multi_intent and plain.intent_set_accuracy == 25.0
+
+
+def test_single_intent_labels_score_the_same_either_way():
+    tags = [["O"], ["B-x"]]
+    report = score(tags, ["a", "b"], tags, ["a", "c"])
+    assert not report.multi_intent
+    assert report.intent_set_accuracy == report.intent_accuracy == 50.0
+    assert report.overall_accuracy == report.sentence_accuracy == 50.0
+    assert report.intent_f1.f1 == 50.0
+
+
 def test_empty_and_mismatched_input():
     assert score([], [], [], []).slot.f1 == 0.0
     with pytest.raises(ValueError, match="expected as many predictions"):

@@ -30,6 +30,8 @@ METRICS = (
     "intent_accuracy_any",
     "sentence_accuracy",
     "slot_f1_unseen",  # spans holding a word unseen in training (runs since 62d327a)
+    "intent_f1",  # over single intents, and the set and every tag (runs since this field)
+    "overall_accuracy",
 )
 # Fields that do not change what a run learns: runs differing only here are one config.
 IGNORED_FIELDS = ("train.seed", "runs_dir", "train.progress_bar", "train.tensorboard")

@@ -1,5 +1,10 @@
 """Slot F1 (exact span match, as conlleval), intent accuracy and sentence accuracy, per-slot and
-per-intent scores, and the intent confusion matrix."""
+per-intent scores, and the intent confusion matrix.
+
+Labels that join several intents ("a#b", see `nlu.schema.INTENT_SEPARATOR`) are also scored the
+way the multi-intent literature (MixATIS, MixSNIPS) scores them: intent accuracy on the set of
+intents in any order, intent F1 over the single intents, and overall accuracy (the set and every
+tag right). ATIS keeps its exact-label rule as the headline, as its literature scores it."""
 
 from __future__ import annotations
 
@@ -41,6 +46,11 @@ class Report:
     # training words were not given.
     slot_unseen: SlotScore | None = None
     slot_seen: SlotScore | None = None
+    # The multi-intent scores (equal to the above for single-intent labels, up to order).
+    multi_intent: bool = False  # some gold label joins several intents
+    intent_set_accuracy: float = 0.0  # the set of intents right, in any order
+    intent_f1: SlotScore | None = None  # micro P/R/F1 over the single intents
+    overall_accuracy: float = 0.0  # the set of intents and every tag right
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -54,6 +64,9 @@ class Report:
             "intent_accuracy": self.intent_accuracy,
             "intent_accuracy_any": self.intent_accuracy_any,
             "sentence_accuracy": self.sentence_accuracy,
+            "intent_set_accuracy": self.intent_set_accuracy,
+            "intent_f1": self.intent_f1.f1 if self.intent_f1 is not None else 0.0,
+            "overall_accuracy": self.overall_accuracy,
             **(
                 {"slot_f1_unseen": self.slot_unseen.f1, "slot_f1_seen": self.slot_seen.f1}
                 if self.slot_unseen is not None and self.slot_seen is not None
@@ -89,6 +102,7 @@ def score(
     pred_intents: Sequence[str],
     tokens: Sequence[Sequence[str]] | None = None,
     known: Set[str] | None = None,
+    separator: str = INTENT_SEPARATOR,
 ) -> Report:
     """Score predicted tags and intents against gold ones, sentence by sentence.
 
@@ -106,6 +120,8 @@ def score(
     correct_count: Counter[str] = Counter()
     by_unseen: dict[str, Counter[bool]] = {"gold": Counter(), "pred": Counter(), "ok": Counter()}
     intent_right = intent_any = sentence_right = 0
+    set_right = overall_right = 0
+    single: Counter[str] = Counter()  # single intents: gold, predicted, right (micro F1)
     for i, (gold, pred) in enumerate(zip(gold_tags, pred_tags)):
         if len(gold) != len(pred):
             raise ValueError(f"sentence {i}: {len(pred)} predicted tags for {len(gold)} gold tags")
@@ -121,7 +137,13 @@ def score(
         right = gold_intents[i] == pred_intents[i]
         intent_right += right
         intent_any += intent_matches_any(gold_intents[i], pred_intents[i])
-        sentence_right += right and list(gold) == list(pred)
+        tags_right = list(gold) == list(pred)
+        sentence_right += right and tags_right
+        gold_set = set(gold_intents[i].split(separator) if separator else [gold_intents[i]])
+        pred_set = set(pred_intents[i].split(separator) if separator else [pred_intents[i]])
+        set_right += gold_set == pred_set
+        overall_right += gold_set == pred_set and tags_right
+        single.update(gold=len(gold_set), pred=len(pred_set), ok=len(gold_set & pred_set))
     n = len(gold_tags)
     per_slot = {
         label: slot_score(correct_count[label], pred_count[label], gold_count[label])
@@ -150,6 +172,10 @@ def score(
         sentence_correct=sentence_right,
         per_slot=per_slot,
         per_intent=per_intent,
+        multi_intent=bool(separator) and any(separator in label for label in gold_intents),
+        intent_set_accuracy=rate(set_right),
+        intent_f1=slot_score(single["ok"], single["pred"], single["gold"]),
+        overall_accuracy=rate(overall_right),
         **(
             {
                 f"slot_{name}": slot_score(*(by_unseen[k][flag] for k in ("ok", "pred", "gold")))

@@ -196,6 +196,16 @@ def intents_markdown(evaluation: EvaluationReport) -> str:
         f"{r.num_examples} utterances; intent accuracy {r.intent_accuracy:.2f} "
         f"(any-of-gold rule {r.intent_accuracy_any:.2f}). Support is the number of gold "
         "utterances.",
+        *(
+            [
+                "",
+                f"Several intents a message: set accuracy {r.intent_set_accuracy:.2f} (any "
+                f"order), F1 over the single intents {r.intent_f1.f1:.2f}, overall accuracy "
+                f"{r.overall_accuracy:.2f} (the set and every tag).",
+            ]
+            if r.multi_intent and r.intent_f1 is not None
+            else []
+        ),
         "",
         *_score_table(r.per_intent, "intent", None),
         "",

@@ -121,6 +121,15 @@ def _headline(evaluation: EvaluationReport) -> str:
         ("intent accuracy", f"{r.intent_accuracy:.2f}"),
         ("intent accuracy, any-of-gold rule", f"{r.intent_accuracy_any:.2f}"),
         ("sentence accuracy (intent and every tag)", f"{r.sentence_accuracy:.2f}"),
+        *(
+            [
+                ("intent set accuracy (any order)", f"{r.intent_set_accuracy:.2f}"),
+                ("intent F1 (single intents)", f"{r.intent_f1.f1:.2f}"),
+                ("overall accuracy (intent set and every tag)", f"{r.overall_accuracy:.2f}"),
+            ]
+            if r.multi_intent and r.intent_f1 is not None
+            else []
+        ),
         ("utterances / with an error", f"{r.num_examples} / {len(evaluation.errors)}"),
     ]
     body = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows)
