@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -80,6 +81,15 @@ def _echo_result(result) -> None:
         s = report.summary()
         typer.echo(
             f"{split}: slot F1 {s['slot_f1']:.2f}  intent acc {s['intent_accuracy']:.2f}  "
+            f"sentence acc {s['sentence_accuracy']:.2f}"
+        )
+    metrics = result.run_dir / "metrics.json"
+    served = json.loads(metrics.read_text()).get("served") if metrics.is_file() else None
+    if served and "test" in served["metrics"]:
+        s = served["metrics"]["test"]
+        typer.echo(
+            f"test as served ({served['backend']} {served['precision']}): slot F1 "
+            f"{s['slot_f1']:.2f}  intent acc {s['intent_accuracy']:.2f}  "
             f"sentence acc {s['sentence_accuracy']:.2f}"
         )
     typer.echo(f"model: {result.model_dir}")

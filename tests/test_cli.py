@@ -215,6 +215,7 @@ def test_train_from_the_cli(tmp_path):
         "dev: slot F1" in result.output
         and (tmp_path / "latest" / "model" / "model.safetensors").is_file()
     )
+    assert "test as served (onnx " in result.output
 
 
 def test_tag_reads_stdin(trained):

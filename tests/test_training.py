@@ -4,7 +4,7 @@ import pytest
 
 from nlu.data.seqio import read_seqio
 from nlu.eval.evaluate import evaluate
-from tests.conftest import TINY_OVERRIDES, assert_same_parses
+from tests.conftest import TINY, TINY_OVERRIDES, assert_same_parses
 
 
 def test_overfits_its_own_training_data(trained, parser, tiny_dir):
@@ -12,6 +12,22 @@ def test_overfits_its_own_training_data(trained, parser, tiny_dir):
     report = evaluate(parser, train)
     assert report.sentence_accuracy == 100.0, report.summary()
     assert trained.reports["dev"].num_examples == 4 and "test" in trained.reports
+
+
+def test_metrics_json_has_the_scores_of_the_model_as_served(trained):
+    """Scored as trained (torch, float32) and as `nlu.load` serves it with no options."""
+    import json
+
+    from nlu.parser import Parser
+
+    metrics = json.loads((trained.run_dir / "metrics.json").read_text())
+    served = Parser.load(trained.model_dir)
+    assert served.backend == "onnx"
+    assert metrics["served"]["backend"] == "onnx"
+    assert metrics["served"]["precision"] == served.precision
+    assert set(metrics["served"]["metrics"]) == {"dev", "test"}
+    test = evaluate(served, read_seqio(TINY / "test")).summary()
+    assert metrics["served"]["metrics"]["test"]["slot_f1"] == pytest.approx(test["slot_f1"])
 
 
 def test_parse_gives_spans_of_the_text_as_typed(parser):

@@ -264,9 +264,24 @@ def score(parser: Parser, data: NLUDataModule) -> dict[str, Report]:
     return reports
 
 
+def served_scores(model_dir: Path, data: NLUDataModule) -> dict[str, object] | None:
+    """The scores of the model as `nlu.load(model_dir)` serves it with no options (the ONNX
+    graph at the precision its export chose on dev), where that is not the torch float32
+    model that `score` scored: int8 can tag a few sentences differently."""
+    parser = Parser.load(model_dir)
+    if parser.backend == "torch" and parser.precision == "float32":
+        return None
+    reports = score(parser, data)
+    return {
+        "backend": parser.backend,
+        "precision": parser.precision,
+        "metrics": {split: r.summary() for split, r in reports.items()},
+    }
+
+
 def export(cfg: ExperimentConfig, fitted: Fitted, info: dict[str, object]) -> Path:
     """Write the run directory: model/ (see `nlu.archive`, and its ONNX graph, `nlu.export`)
-    and metrics.json, both with `info`,
+    and metrics.json, both with `info` (metrics.json also with `served_scores`),
     dev_split.txt when dev was split from train, curves.png, and point runs/latest at it.
     Return model/'s path.
 
@@ -281,6 +296,9 @@ def export(cfg: ExperimentConfig, fitted: Fitted, info: dict[str, object]) -> Pa
     archive.save(model_dir, cfg, fitted.data.vocabs, fitted.model, info,
                  extra=lambda directory: write_onnx(fitted.model, directory,
                                                    fitted.data.dev_examples))  # fmt: skip
+    served = served_scores(model_dir, fitted.data)
+    if served is not None:
+        info = {**info, "served": served}
     write_text_atomic(fitted.run_dir / "metrics.json", json.dumps(info, indent=2))
     splits = fitted.data.splits
     if splits.dev_split is not None:  # which examples were held out, by file:line
