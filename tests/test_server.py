@@ -352,6 +352,23 @@ def test_put_model_swaps_a_checked_model_under_the_root_with_the_token(parser, t
         assert 'nlu_model_reloads_total{result="switched"} 1.0' in c.get("/metrics").text
 
 
+def test_a_failing_parse_is_a_500_with_a_request_id_and_the_server_goes_on(parser):
+    app = create_app(parser, ServerSettings())
+    scheduler = app.state.scheduler
+
+    def broken(model, texts):
+        raise RuntimeError("the model broke")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        parse_texts, scheduler.parse_texts = scheduler.parse_texts, broken
+        failed = c.post("/model/parse", json={"text": "hi"}, headers={"X-Request-ID": "r-1"})
+        scheduler.parse_texts = parse_texts
+        fine = c.post("/model/parse", json={"text": "hi"})
+    assert failed.status_code == 500 and failed.json() == {"detail": "internal error: RuntimeError"}
+    assert failed.headers["x-request-id"] == "r-1"
+    assert fine.status_code == 200
+
+
 def test_put_model_is_shut_without_a_token(parser, tmp_path):
     with TestClient(create_app(parser, ServerSettings(model_root=str(tmp_path)))) as c:
         response = c.put("/model", json={"model": "x"})

@@ -244,12 +244,6 @@ def create_app(
                 413, f"{field} has {len(text)} characters; the limit is {settings.max_text_length}"
             )
 
-    @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        # The model failing on some input must not look like the client's fault, but it must
-        # not take the server down either; say what happened in one line.
-        return JSONResponse({"detail": f"internal error: {type(exc).__name__}"}, status_code=500)
-
     @app.exception_handler(Overloaded)
     async def overloaded(request: Request, exc: Overloaded) -> Response:
         return Response(_busy_body(str(exc)), 503, _BUSY_HEADERS, "application/json")
@@ -372,10 +366,13 @@ class RequestLayer:
         state.in_flight += 1
         state.on_change()
 
+        started_response = False
+
         async def send_with_id(message: dict) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
                 status = message["status"]
+                started_response = True
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 if state.draining:
@@ -391,6 +388,17 @@ class RequestLayer:
                 await _busy(send_with_id, str(scheduler.refuse()))
             else:
                 await self.app(scope, receive, send_with_id)
+        except Exception as e:  # noqa: BLE001
+            # The model failing on some input must not look like the client's fault, but it
+            # must not take the server down either: 500, what happened in one line, and the
+            # request id (answered here rather than by Starlette's outermost handler).
+            if started_response:
+                raise
+            body = json.dumps({"detail": f"internal error: {type(e).__name__}"}).encode()
+            headers = [(b"content-type", b"application/json"),
+                       (b"content-length", str(len(body)).encode())]  # fmt: skip
+            await send_with_id({"type": "http.response.start", "status": 500, "headers": headers})
+            await send_with_id({"type": "http.response.body", "body": body})
         finally:
             state.in_flight -= 1
             state.on_change()
